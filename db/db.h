@@ -1,0 +1,84 @@
+/*
+ * db.h: the request log. Public header of db/.
+ *
+ * DESIGN. SQLite in WAL mode, schema versioned with PRAGMA user_version and forward-only
+ * migrations. The event loop never touches the disk: db_log() copies the row into a bounded
+ * in-memory queue and returns at once; one writer thread drains the queue in batched
+ * transactions. db_close() (clean shutdown) flushes every queued row before returning.
+ *
+ * No row is lost: when the queue is full, db_log() still accepts the row into a small overflow
+ * reserve (counted in db_stats) rather than dropping it, and reports back-pressure so the caller
+ * can shed new work; it only fails when the hard cap (queue + reserve) is reached.
+ *
+ * Thread-safety: db_log() and db_stats() may be called from any thread; open/close from one.
+ */
+#ifndef TIERGATE_DB_H
+#define TIERGATE_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One request as it is logged. Strings are copied by db_log(); NULL means SQL NULL. */
+struct db_row {
+  char request_id[40];
+  int64_t started_us;         /* wall clock, microseconds since the epoch */
+  int64_t finished_us;
+  const char *client_api;     /* "openai" | "anthropic" */
+  const char *tenant;         /* virtual key / tenant, if any */
+  const char *task;           /* filled by the router issues; NULL for now */
+  const char *route;          /* "provider/model" that served it, or NULL */
+  const char *provider;
+  const char *model;          /* public model name the client asked for */
+  const char *upstream_model;
+  bool streamed;
+  int64_t input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens;
+  int64_t cost_pusd;          /* pico-USD, -1 unknown */
+  int64_t baseline_cost_pusd; /* what the baseline model would have charged, -1 unknown */
+  double total_ms;
+  double upstream_ms;         /* -1 if no upstream call */
+  double ttft_ms;             /* time to first token (streams) or first byte; -1 if none */
+  double overhead_ms;         /* total minus upstream */
+  int http_status;
+  const char *error_class;    /* NULL on success; else "bad_request", "upstream_timeout", ... */
+  const char *error_message;
+  int attempts;               /* upstream attempts (issue 4) */
+  const char *attempt_log;    /* JSON text: why earlier attempts failed (issue 4); NULL if none */
+};
+
+struct db_stats {
+  uint64_t queued;        /* accepted by db_log */
+  uint64_t written;       /* committed to disk */
+  uint64_t overflowed;    /* accepted into the overflow reserve */
+  uint64_t rejected;      /* refused at the hard cap (lost) */
+  uint64_t batches;
+  size_t depth;           /* rows waiting now */
+};
+
+struct db_writer;
+
+struct db_options {
+  size_t queue_cap;       /* default 65536 rows */
+  size_t overflow_cap;    /* default 65536 rows more */
+  int batch_max;          /* rows per transaction, default 512 */
+  int flush_interval_ms;  /* commit at least this often when rows wait, default 50 */
+};
+struct db_options db_default_options(void);
+
+/* Opens (creating if needed) and migrates PATH, starts the writer thread. Returns NULL with a
+ * message in err on failure. */
+struct db_writer *db_open(const char *path, const struct db_options *opt, char *err, size_t errlen);
+/* Flushes every queued row, stops the writer, closes the database. Accepts NULL. */
+void db_close(struct db_writer *w);
+
+/* Queues a copy of ROW. Returns 0; 1 if accepted into the overflow reserve (back-pressure: shed
+ * new work); -ENOSPC if refused at the hard cap; -EPIPE after close. Never blocks on disk. */
+int db_log(struct db_writer *w, const struct db_row *row);
+/* Blocks until every row queued before the call is committed (tests, shutdown). */
+void db_sync(struct db_writer *w);
+void db_stats(struct db_writer *w, struct db_stats *out);
+
+/* Current schema version after migrations. */
+int db_schema_version(void);
+
+#endif

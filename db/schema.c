@@ -1,0 +1,1 @@
+/* schema.c: schema and migrations (not written yet). */

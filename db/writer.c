@@ -1,0 +1,1 @@
+/* writer.c: writer thread (not written yet). */

@@ -1,0 +1,1 @@
+/* config.c: config loader (not written yet). */

@@ -1,0 +1,1 @@
+/* cost.c: cost rules (not written yet). */

@@ -1,0 +1,1 @@
+/* prices.c: price table (not written yet). */

@@ -1,0 +1,1 @@
+/* metrics.c: Prometheus metrics (not written yet). */

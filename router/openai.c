@@ -1,0 +1,1 @@
+/* openai.c: OpenAI surface (not written yet). */

@@ -1,0 +1,1 @@
+/* chat.c: chat templates (not written yet). */

@@ -1,0 +1,1 @@
+/* forward.c: transformer forward pass (not written yet). */

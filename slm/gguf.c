@@ -1,0 +1,1 @@
+/* gguf.c: GGUF reader (not written yet). */

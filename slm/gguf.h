@@ -1,0 +1,113 @@
+/*
+ * gguf.h: private interface of the GGUF reader and writer (slm/gguf.c, slm/gguf_write.c).
+ *
+ * The reader mmaps the whole file read-only and validates everything before handing out a pointer:
+ * every count, string length, array length, offset, alignment, tensor shape and byte size is checked
+ * against the file size, so a truncated or hostile file is an error, never an out-of-bounds read.
+ * Pointers returned (strings, array data, tensor data) point into the mapping and live until
+ * gguf_close(). Strings are NOT NUL-terminated in the file: use the (ptr, len) pairs.
+ *
+ * Thread-safety: a gguf_file is immutable after gguf_open(); concurrent readers are fine.
+ */
+#ifndef SLM_GGUF_H
+#define SLM_GGUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "slm/kernels/types.h"
+
+/* Metadata value types, numbered as in the GGUF spec. */
+enum gguf_vtype {
+  GGUF_VT_UINT8 = 0, GGUF_VT_INT8 = 1, GGUF_VT_UINT16 = 2, GGUF_VT_INT16 = 3,
+  GGUF_VT_UINT32 = 4, GGUF_VT_INT32 = 5, GGUF_VT_FLOAT32 = 6, GGUF_VT_BOOL = 7,
+  GGUF_VT_STRING = 8, GGUF_VT_ARRAY = 9, GGUF_VT_UINT64 = 10, GGUF_VT_INT64 = 11,
+  GGUF_VT_FLOAT64 = 12,
+  GGUF_VT_COUNT
+};
+
+struct gguf_str { const char *p; uint64_t n; };   /* points into the mapping; not NUL-terminated */
+
+struct gguf_kv {
+  struct gguf_str key;
+  enum gguf_vtype type;
+  /* For scalars: the value. For GGUF_VT_STRING: str. For arrays: arr_type, arr_n and arr_data
+   * (for numeric arrays arr_data points at arr_n packed little-endian elements in the mapping;
+   * for string arrays use gguf_arr_str()). Nested arrays are rejected at open. */
+  union {
+    uint64_t u64; int64_t i64; double f64; bool b; struct gguf_str str;
+  } v;
+  enum gguf_vtype arr_type;
+  uint64_t arr_n;
+  const uint8_t *arr_data;
+};
+
+#define GGUF_MAX_DIMS 4
+
+struct gguf_tensor {
+  struct gguf_str name;
+  enum slm_type type;
+  uint32_t n_dims;
+  int64_t ne[GGUF_MAX_DIMS];   /* ne[0] is the row length (fastest varying); unused dims are 1 */
+  uint64_t offset;             /* relative to the data section */
+  uint64_t nbytes;             /* validated: slm_row_size(type, ne[0]) * ne[1] * ne[2] * ne[3] */
+  const void *data;            /* into the mapping, aligned to the file's alignment */
+};
+
+struct gguf_file;
+
+/* Opens and validates PATH. On success returns 0 and *out; on failure a negative errno-style code
+ * (-ENOENT, -EINVAL for malformed content, -ENOTSUP for an unknown tensor type or version,
+ * -ENOMEM) and a message in err (NUL-terminated, truncated to errlen). */
+int gguf_open(const char *path, struct gguf_file **out, char *err, size_t errlen);
+/* Same, over a caller-owned memory buffer (used by the fuzz target and tests); the buffer must
+ * outlive the handle. */
+int gguf_open_mem(const void *buf, size_t len, struct gguf_file **out, char *err, size_t errlen);
+void gguf_close(struct gguf_file *f);   /* accepts NULL */
+
+uint32_t gguf_version(const struct gguf_file *f);
+uint32_t gguf_alignment(const struct gguf_file *f);
+size_t gguf_file_size(const struct gguf_file *f);
+
+uint64_t gguf_n_kv(const struct gguf_file *f);
+const struct gguf_kv *gguf_kv_at(const struct gguf_file *f, uint64_t i);
+const struct gguf_kv *gguf_find_kv(const struct gguf_file *f, const char *key);   /* NULL if absent */
+
+/* Typed getters: return 0 and fill *out, -ENOENT if absent, -EINVAL if the type does not fit
+ * (integer getters accept any integer type whose value fits). */
+int gguf_get_u32(const struct gguf_file *f, const char *key, uint32_t *out);
+int gguf_get_i64(const struct gguf_file *f, const char *key, int64_t *out);
+int gguf_get_f32(const struct gguf_file *f, const char *key, float *out);
+int gguf_get_bool(const struct gguf_file *f, const char *key, bool *out);
+int gguf_get_str(const struct gguf_file *f, const char *key, struct gguf_str *out);
+/* Element I of a string array kv (the kv must be GGUF_VT_ARRAY of GGUF_VT_STRING); O(1) after open. */
+struct gguf_str gguf_arr_str(const struct gguf_file *f, const struct gguf_kv *kv, uint64_t i);
+
+uint64_t gguf_n_tensors(const struct gguf_file *f);
+const struct gguf_tensor *gguf_tensor_at(const struct gguf_file *f, uint64_t i);
+const struct gguf_tensor *gguf_find_tensor(const struct gguf_file *f, const char *name);  /* NULL if absent */
+
+/* Writer: builds a GGUF v3 file. Keys and tensors are written in insertion order; tensor data is
+ * aligned to 32 bytes (or general.alignment if set). Strings are copied. */
+struct gguf_writer;
+struct gguf_writer *gguf_writer_new(void);
+void gguf_writer_free(struct gguf_writer *w);   /* accepts NULL */
+void gguf_w_u32(struct gguf_writer *w, const char *key, uint32_t v);
+void gguf_w_i32(struct gguf_writer *w, const char *key, int32_t v);
+void gguf_w_f32(struct gguf_writer *w, const char *key, float v);
+void gguf_w_bool(struct gguf_writer *w, const char *key, bool v);
+void gguf_w_str(struct gguf_writer *w, const char *key, const char *v);
+void gguf_w_arr_str(struct gguf_writer *w, const char *key, const char *const *v, size_t n);
+void gguf_w_arr_f32(struct gguf_writer *w, const char *key, const float *v, size_t n);
+void gguf_w_arr_i32(struct gguf_writer *w, const char *key, const int32_t *v, size_t n);
+/* Copies the kv as-is from an open file (used by quantize to carry metadata over). */
+void gguf_w_copy_kv(struct gguf_writer *w, const struct gguf_file *f, const struct gguf_kv *kv);
+/* Adds a tensor; DATA (slm_row_size(type, ne[0]) * rows bytes) is copied on write, must stay valid
+ * until gguf_writer_write() returns. */
+void gguf_w_tensor(struct gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
+                   const int64_t *ne, const void *data);
+/* Writes the file; returns 0 or a negative errno and a message in err. */
+int gguf_writer_write(struct gguf_writer *w, const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,1 @@
+/* dispatch.c: CPU detection and kernel table (not written yet). */

@@ -1,0 +1,97 @@
+/*
+ * kernels.h: the compute kernels of the engine, as a function table filled at run time.
+ *
+ * DESIGN. Every kernel has a plain C reference (kernels/ref.c, always built) and may have faster
+ * versions per ISA (kernels/x86/avx2.c, kernels/x86/avx512.c, each compiled with its own -m flags).
+ * slm_kernels_init() detects the CPU once and fills the table in ascending ISA order, so a level
+ * only overrides what it implements; a maximum level can be forced (tests, benchmarks, the env var
+ * SLM_CPU_MAX=ref|avx2|avx512|vnni). tests/slm/test_checkasm.c runs every entry at every level
+ * against the reference: bit-exact for integer kernels and quantizers, within stated tolerances for
+ * float reductions (reordered sums).
+ *
+ * Quantized matrix products follow llama.cpp's scheme, so results match its reference outputs:
+ * the activation row is quantized once (q8_0 blocks of 32 for Q4_0/Q5_0/Q8_0 weights, q8_1 for
+ * Q4_1/Q5_1, q8_K blocks of 256 for the K types), then each weight row is dotted in integer
+ * arithmetic and scaled per block. F16/BF16 weights take F16/BF16 activations... or F32 where
+ * slm_vec_dot_type() says so.
+ *
+ * No kernel allocates, none keeps state, all are safe to call from any thread.
+ */
+#ifndef SLM_KERNELS_KERNELS_H
+#define SLM_KERNELS_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "slm/kernels/types.h"
+
+enum slm_cpu_level {
+  SLM_CPU_REF = 0,
+  SLM_CPU_AVX2 = 1,          /* AVX2 + FMA + F16C */
+  SLM_CPU_AVX512 = 2,        /* AVX-512 F/BW/VL/DQ */
+  SLM_CPU_AVX512_VNNI = 3,   /* + VNNI (vpdpbusd) */
+  SLM_CPU_LEVEL_COUNT
+};
+
+/* s[0] = dot(weight row W of type t, activation row A of type slm_vec_dot_type(t)), N elements. */
+typedef void (*slm_vec_dot_fn)(int64_t n, float *s, const void *w, const void *a);
+
+/* Tile product: for i < NR weight rows and j < NC activation rows,
+ *   y[j * ys + i] = dot(w + i * ws bytes, a + j * as bytes)   over N elements.
+ * Strides in bytes for w/a, in floats for y. This is the prompt-processing (and batched decode)
+ * workhorse; an ISA version may process several rows and columns per step to reuse loads. */
+typedef void (*slm_gemm_fn)(int64_t n, int nr, int nc, float *y, int64_t ys,
+                            const void *w, size_t ws, const void *a, size_t as);
+
+struct slm_kernels {
+  enum slm_cpu_level level;
+
+  /* activation quantizers: K floats (K a multiple of the block) into blocks */
+  void (*quantize_q8_0)(const float *x, void *y, int64_t k);
+  void (*quantize_q8_1)(const float *x, void *y, int64_t k);
+  void (*quantize_q8_K)(const float *x, void *y, int64_t k);
+  void (*f32_to_f16)(const float *x, slm_f16 *y, int64_t k);
+  void (*f16_to_f32)(const slm_f16 *x, float *y, int64_t k);
+  void (*f32_to_bf16)(const float *x, slm_bf16 *y, int64_t k);
+
+  /* indexed by enum slm_type of the weight; NULL where the type is not a weight type */
+  slm_vec_dot_fn vec_dot[SLM_TYPE_COUNT];
+  slm_gemm_fn gemm[SLM_TYPE_COUNT];
+
+  /* float helpers used by the transformer (n any size) */
+  float (*dot_f32)(int64_t n, const float *a, const float *b);
+  float (*dot_f32_f16)(int64_t n, const float *a, const slm_f16 *b);      /* attention q·k, F16 cache */
+  void (*axpy_f32)(int64_t n, float alpha, const float *x, float *y);     /* y += alpha * x */
+  void (*axpy_f16)(int64_t n, float alpha, const slm_f16 *x, float *y);   /* attention sum over V */
+  void (*scale_f32)(int64_t n, float alpha, float *y);                    /* y *= alpha */
+  void (*add_f32)(int64_t n, float *y, const float *x);                   /* y += x */
+  void (*rmsnorm_f32)(int64_t n, float *y, const float *x, const float *w, float eps); /* y = x / rms(x) * w */
+  void (*swiglu_f32)(int64_t n, float *y, const float *gate, const float *up);       /* y = silu(gate) * up */
+  float (*max_f32)(int64_t n, const float *x);
+  float (*exp_sum_f32)(int64_t n, float *y, const float *x, float max);   /* y = exp(x - max); returns sum */
+};
+
+/* Fills the table once (thread-safe, idempotent) up to min(detected level, max_level) and the
+ * SLM_CPU_MAX environment override. Returns the table; the pointer stays valid for the process. */
+const struct slm_kernels *slm_kernels_init(enum slm_cpu_level max_level);
+/* A table for exactly LEVEL (which must be <= the detected level), for tests; NULL if unsupported. */
+const struct slm_kernels *slm_kernels_at(enum slm_cpu_level level);
+enum slm_cpu_level slm_cpu_detect(void);
+const char *slm_cpu_level_name(enum slm_cpu_level level);
+
+/* Activation type a weight type is dotted with (SLM_TYPE_Q8_0, _Q8_1, _Q8_K, _F16, _BF16 or _F32). */
+enum slm_type slm_vec_dot_type(enum slm_type weight_type);
+
+/* Reference conversions of whole rows, used by the loader, quantize and mkmodel (not hot paths):
+ * dequantize N elements of type T to floats; quantize N floats to type T exactly as llama.cpp's
+ * reference quantizers do (same rounding, same scale search), so files we write match its files. */
+void slm_dequantize_row(enum slm_type t, const void *src, float *dst, int64_t n);
+void slm_quantize_row(enum slm_type t, const float *src, void *dst, int64_t n);
+
+/* Scalar half/bfloat conversions (exact, round-to-nearest-even). */
+float slm_f16_to_f32(slm_f16 h);
+slm_f16 slm_f32_to_f16(float f);
+float slm_bf16_to_f32(slm_bf16 h);
+slm_bf16 slm_f32_to_bf16(float f);
+
+#endif

@@ -1,0 +1,1 @@
+/* quant.c: reference quantizers (not written yet). */

@@ -1,0 +1,1 @@
+/* ref.c: reference kernels (not written yet). */

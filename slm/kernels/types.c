@@ -1,0 +1,1 @@
+/* types.c: type table (not written yet). */

@@ -1,0 +1,1 @@
+/* avx2.c: AVX2 kernels (not written yet). */

@@ -1,0 +1,1 @@
+/* avx512.c: AVX-512 kernels (not written yet). */

@@ -1,0 +1,1 @@
+/* model.c: model loading (not written yet). */

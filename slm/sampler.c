@@ -1,0 +1,1 @@
+/* sampler.c: sampler (not written yet). */

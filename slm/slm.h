@@ -1,0 +1,196 @@
+/*
+ * slm.h: tiergate's in-process small-language-model engine. The only header a user of slm/ needs.
+ *
+ * Loads GGUF files (llama, qwen2, qwen3 architectures; F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/
+ * Q4_K/Q5_K/Q6_K tensors), tokenizes, decodes batches of tokens for several sequences, returns
+ * logits or pooled embeddings, samples, and applies chat templates. CPU only.
+ *
+ * Objects and lifetimes
+ *   struct slm_model    weights (mmapped read-only) + vocabulary + metadata. Immutable after
+ *                       slm_model_load(); may be shared by any number of contexts and threads.
+ *   struct slm_context  one KV cache for up to n_seq sequences, scratch buffers and a thread pool.
+ *                       Not thread-safe: one thread at a time per context. Must be freed before
+ *                       its model.
+ *   struct slm_sampler  sampling state (RNG, penalties history). Not thread-safe.
+ *
+ * Errors: functions returning int give 0 on success or a negative errno-style code. Load-time
+ * errors are written to the caller's err buffer; context errors are kept in slm_errmsg(ctx).
+ *
+ * Example
+ *   struct slm_model_params mp = slm_model_default_params();
+ *   char err[256];
+ *   struct slm_model *m = slm_model_load("model.gguf", &mp, err, sizeof err);
+ *   struct slm_context_params cp = slm_context_default_params();
+ *   struct slm_context *c = slm_context_new(m, &cp);
+ *   int32_t toks[512]; int n = slm_tokenize(m, "Hello", 5, toks, 512, true, false);
+ *   struct slm_batch b = slm_batch_one(toks, n, 0, 0);   // tokens, count, pos0, seq 0
+ *   slm_decode(c, &b);                                    // logits of the last token
+ *   const float *logits = slm_get_logits(c, n - 1);
+ *   ...
+ *   slm_context_free(c); slm_model_free(m);
+ */
+#ifndef SLM_SLM_H
+#define SLM_SLM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int32_t slm_token;
+
+struct slm_model;
+struct slm_context;
+struct slm_sampler;
+
+/* ---------------------------------------------------------------- model */
+
+struct slm_model_params {
+  bool vocab_only;       /* load metadata + tokenizer only (vocabulary GGUF files); default false */
+  bool use_mlock;        /* mlock the mapping; default false */
+  int cpu_max_level;     /* cap the kernel ISA level (0 ref, 1 avx2, 2 avx512, 3 vnni); default 3 */
+};
+struct slm_model_params slm_model_default_params(void);
+
+/* Returns a model or NULL with a message in err (unsupported architecture or tensor type is named). */
+struct slm_model *slm_model_load(const char *path, const struct slm_model_params *params,
+                                 char *err, size_t errlen);
+void slm_model_free(struct slm_model *m);   /* accepts NULL */
+
+/* ---------------------------------------------------------------- tokenizer */
+
+int32_t slm_n_vocab(const struct slm_model *m);
+slm_token slm_token_bos(const struct slm_model *m);   /* -1 if none */
+slm_token slm_token_eos(const struct slm_model *m);   /* -1 if none */
+bool slm_token_is_eog(const struct slm_model *m, slm_token t);   /* EOS, EOT, <|im_end|>, ... */
+bool slm_add_bos(const struct slm_model *m);          /* from tokenizer.ggml.add_bos_token */
+
+/* Tokenizes LEN bytes of TEXT into OUT (capacity CAP). ADD_SPECIAL adds BOS/EOS as the vocabulary
+ * asks; PARSE_SPECIAL lets text like "<|im_start|>" become its special token. Returns the number of
+ * tokens, or -(needed) if CAP is too small (nothing useful in OUT then), or INT32_MIN on invalid
+ * input. */
+int32_t slm_tokenize(const struct slm_model *m, const char *text, size_t len, slm_token *out,
+                     int32_t cap, bool add_special, bool parse_special);
+
+/* Writes the bytes of one token into BUF (capacity CAP): returns the byte count, or -(needed) if too
+ * small. A piece may be an incomplete UTF-8 sequence (byte tokens): use slm_detokenize for text. */
+int32_t slm_token_to_piece(const struct slm_model *m, slm_token t, char *buf, int32_t cap,
+                           bool render_special);
+/* Detokenizes N tokens into BUF, reassembling UTF-8 across tokens; returns bytes written or
+ * -(needed). REMOVE_LEADING_SPACE drops the SentencePiece leading space. */
+int32_t slm_detokenize(const struct slm_model *m, const slm_token *toks, int32_t n, char *buf,
+                       int32_t cap, bool remove_leading_space, bool render_special);
+
+/* ---------------------------------------------------------------- context and decoding */
+
+enum slm_pooling { SLM_POOL_NONE = 0, SLM_POOL_MEAN = 1, SLM_POOL_LAST = 2 };
+enum slm_kv_type { SLM_KV_F32 = 0, SLM_KV_F16 = 1 };
+
+struct slm_context_params {
+  uint32_t n_ctx;        /* KV cells per sequence; default 2048 (capped at the model's context) */
+  uint32_t n_seq;        /* sequences sharing this context; default 1 */
+  uint32_t n_batch;      /* max tokens per slm_decode call; default 512 */
+  int n_threads;         /* default: number of online CPUs */
+  enum slm_kv_type kv_type;   /* default SLM_KV_F16 */
+  enum slm_pooling pooling;   /* embeddings: default SLM_POOL_NONE (no embeddings computed) */
+  int embd_layer;        /* pooled embeddings from the output of this layer (0-based); -1 = final norm */
+  bool logits_all;       /* keep logits for every token of a batch, not only those flagged; default false */
+};
+struct slm_context_params slm_context_default_params(void);
+
+/* Allocates everything decode will need (KV cache, scratch, threads): nothing is allocated after. */
+struct slm_context *slm_context_new(const struct slm_model *m, const struct slm_context_params *p);
+void slm_context_free(struct slm_context *c);   /* accepts NULL */
+const char *slm_errmsg(const struct slm_context *c);
+
+/* A batch: token i goes to sequence seq[i] at position pos[i]; logits[i] asks for its logits. The
+ * arrays belong to the caller. Positions of one sequence must be consecutive and continue that
+ * sequence's cache. */
+struct slm_batch {
+  int32_t n;
+  const slm_token *token;
+  const int32_t *pos;
+  const int32_t *seq;
+  const int8_t *logits;   /* NULL: only the last token of the batch */
+};
+
+/* Runs the model over the batch and appends it to each sequence's KV cache. Returns 0, -EINVAL for
+ * a bad batch (too large, bad seq, position gap, token out of range), -ENOSPC if a sequence's cache
+ * is full. */
+int slm_decode(struct slm_context *c, const struct slm_batch *b);
+
+/* Logits (n_vocab floats) of batch index I from the last decode, or NULL if not requested. Valid
+ * until the next decode. */
+const float *slm_get_logits(struct slm_context *c, int32_t i);
+/* Pooled embedding (n_embd floats, not normalized) of sequence SEQ from the last decode with pooling
+ * on; NULL if none. */
+const float *slm_get_embeddings(struct slm_context *c, int32_t seq);
+int32_t slm_n_embd(const struct slm_model *m);
+
+/* Forgets positions [p0, p1) of sequence SEQ (p1 < 0 means to the end). Returns 0 or -EINVAL. */
+int slm_kv_remove(struct slm_context *c, int32_t seq, int32_t p0, int32_t p1);
+void slm_kv_clear(struct slm_context *c);
+int32_t slm_kv_pos(const struct slm_context *c, int32_t seq);   /* next position of SEQ */
+
+/* ---------------------------------------------------------------- sampling */
+
+struct slm_sampler_params {
+  float temperature;      /* <= 0: greedy (argmax, ties to the lowest id); default 0.8 */
+  int32_t top_k;          /* <= 0: off; default 40 */
+  float top_p;            /* >= 1: off; default 0.95 */
+  float min_p;            /* <= 0: off; default 0.05 */
+  float repeat_penalty;   /* 1: off; default 1.0 */
+  float presence_penalty; /* 0: off */
+  float frequency_penalty;/* 0: off */
+  int32_t penalty_last_n; /* window of past tokens for penalties; default 64 */
+  uint64_t seed;          /* default 0xC0FFEE; same seed + same logits = same tokens */
+  int32_t n_probs;        /* > 0: report log-probabilities of the top-n tokens */
+};
+struct slm_sampler_params slm_sampler_default_params(void);
+
+struct slm_sampler *slm_sampler_new(const struct slm_model *m, const struct slm_sampler_params *p);
+void slm_sampler_free(struct slm_sampler *s);   /* accepts NULL */
+
+struct slm_token_prob { slm_token token; float logprob; };
+/* Picks a token from LOGITS (n_vocab floats; not modified). If TOP is non-NULL it receives the
+ * chosen token's log-probability in top[0] followed by n_probs alternatives, best first (after
+ * penalties and temperature, before truncation). Records the token for penalties. */
+slm_token slm_sampler_sample(struct slm_sampler *s, const float *logits, struct slm_token_prob *top);
+void slm_sampler_accept(struct slm_sampler *s, slm_token t);   /* add prompt tokens to penalty history */
+void slm_sampler_reset(struct slm_sampler *s);
+
+/* ---------------------------------------------------------------- chat templates */
+
+struct slm_chat_msg { const char *role; const char *content; };
+
+/* Renders MSGS with the model's chat template (recognized from tokenizer.chat_template: ChatML,
+ * Llama 3, Llama 2, Phi-3, Gemma, Qwen3 thinking, ...; fallback ChatML when the file has no
+ * template or an unknown one). ADD_ASSISTANT appends the assistant turn opener. Returns bytes
+ * written (NUL-terminated) or -(needed incl. NUL). */
+int32_t slm_chat_apply(const struct slm_model *m, const struct slm_chat_msg *msgs, size_t n,
+                       bool add_assistant, char *buf, int32_t cap);
+/* Name of the template family used ("chatml", "llama3", ...). */
+const char *slm_chat_template_name(const struct slm_model *m);
+
+/* ---------------------------------------------------------------- introspection */
+
+const char *slm_model_arch(const struct slm_model *m);      /* "llama", "qwen2", "qwen3" */
+int32_t slm_n_layer(const struct slm_model *m);
+int32_t slm_n_ctx_train(const struct slm_model *m);
+uint64_t slm_model_size_bytes(const struct slm_model *m);  /* bytes of tensor data */
+/* Returns the value of a metadata key as text ("" with -ENOENT if absent). */
+int slm_model_meta(const struct slm_model *m, const char *key, char *buf, size_t cap);
+
+/* ---------------------------------------------------------------- command line */
+
+/* `tiergate slm <tool> ...`: info, tokenize, run, bench, mkmodel, quantize. ARGV[0] is the tool
+ * name. Returns the process exit code. */
+int slm_tool_main(int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

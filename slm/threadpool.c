@@ -1,0 +1,1 @@
+/* threadpool.c: thread pool (not written yet). */

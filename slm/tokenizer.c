@@ -1,0 +1,1 @@
+/* tokenizer.c: tokenizers (not written yet). */

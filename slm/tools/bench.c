@@ -1,0 +1,1 @@
+/* bench.c: slm bench (not written yet). */

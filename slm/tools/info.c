@@ -1,0 +1,1 @@
+/* info.c: slm info (not written yet). */

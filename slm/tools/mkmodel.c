@@ -1,0 +1,1 @@
+/* mkmodel.c: slm mkmodel (not written yet). */

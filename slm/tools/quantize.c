@@ -1,0 +1,1 @@
+/* quantize.c: slm quantize (not written yet). */

@@ -1,0 +1,1 @@
+/* run.c: slm run (not written yet). */

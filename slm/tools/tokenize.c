@@ -1,0 +1,1 @@
+/* tokenize.c: slm tokenize (not written yet). */

@@ -1,0 +1,1 @@
+/* vocab.c: vocabulary from GGUF (not written yet). */

@@ -1,0 +1,1 @@
+/* multi.c: libcurl multi on libevent (not written yet). */

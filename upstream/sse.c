@@ -1,0 +1,1 @@
+/* sse.c: SSE parser (not written yet). */
