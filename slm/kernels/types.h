@@ -82,7 +82,7 @@ _Static_assert(sizeof(block_q5_K) == 176, "q5_K layout");
 _Static_assert(sizeof(block_q6_K) == 210, "q6_K layout");
 
 struct slm_type_info {
-  const char *name;        /* "q4_K", ...; NULL for ids that are not types */
+  const char *name;        /* "Q4_K", ...; NULL for ids that are not types */
   int blck;                /* elements per block (1 for float types) */
   size_t size;             /* bytes per block */
   int supported;           /* 1 if the engine can compute with it */
@@ -93,8 +93,8 @@ extern const struct slm_type_info slm_type_infos[SLM_TYPE_COUNT];
 
 /* Bytes of a row of N elements; 0 if the type is unknown or N is not a multiple of its block. */
 size_t slm_row_size(enum slm_type t, int64_t n);
-/* "Q4_K"-style upper-case name for messages, or "type#N" for unknown ids (static storage per id
- * is not guaranteed: copy before the next call). */
+/* "Q4_K"-style name for messages, or "type#N" for unknown ids (then in thread-local storage,
+ * valid until the next call on the same thread). */
 const char *slm_type_name(enum slm_type t);
 
 #endif
