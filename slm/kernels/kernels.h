@@ -5,7 +5,7 @@
  * versions per ISA (kernels/x86/avx2.c, kernels/x86/avx512.c, each compiled with its own -m flags).
  * slm_kernels_init() detects the CPU once and fills the table in ascending ISA order, so a level
  * only overrides what it implements; a maximum level can be forced (tests, benchmarks, the env var
- * SLM_CPU_MAX=ref|avx2|avx512|vnni). tests/slm/test_checkasm.c runs every entry at every level
+ * SLM_CPU_MAX=ref|avx2|avx512|vnni|bf16). tests/slm/test_checkasm.c runs every entry at every level
  * against the reference: bit-exact for integer kernels and quantizers, within stated tolerances for
  * float reductions (reordered sums).
  *
@@ -30,6 +30,7 @@ enum slm_cpu_level {
   SLM_CPU_AVX2 = 1,          /* AVX2 + FMA + F16C */
   SLM_CPU_AVX512 = 2,        /* AVX-512 F/BW/VL/DQ */
   SLM_CPU_AVX512_VNNI = 3,   /* + VNNI (vpdpbusd) */
+  SLM_CPU_AVX512_BF16 = 4,   /* + AVX512-BF16 (vdpbf16ps), e.g. Zen 4, Sapphire Rapids */
   SLM_CPU_LEVEL_COUNT
 };
 
