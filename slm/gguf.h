@@ -32,9 +32,12 @@ struct gguf_str { const char *p; uint64_t n; };   /* points into the mapping; no
 struct gguf_kv {
   struct gguf_str key;
   enum gguf_vtype type;
-  /* For scalars: the value. For GGUF_VT_STRING: str. For arrays: arr_type, arr_n and arr_data
-   * (for numeric arrays arr_data points at arr_n packed little-endian elements in the mapping;
-   * for string arrays use gguf_arr_str()). Nested arrays are rejected at open. */
+  /* For scalars: the value, decoded at open: UINT8..UINT64 in v.u64, INT8..INT64 sign-extended in
+   * v.i64, FLOAT32 and FLOAT64 in v.f64, BOOL in v.b (the file must hold 0 or 1).
+   * For GGUF_VT_STRING: str. For arrays: arr_type, arr_n and arr_data (for numeric arrays arr_data
+   * points at arr_n packed little-endian elements in the mapping, NOT necessarily aligned: read
+   * them with memcpy; bool elements are bytes 0/1; for string arrays use gguf_arr_str()).
+   * Nested arrays are rejected at open. */
   union {
     uint64_t u64; int64_t i64; double f64; bool b; struct gguf_str str;
   } v;
@@ -57,7 +60,17 @@ struct gguf_tensor {
 
 struct gguf_file;
 
-/* Opens and validates PATH. On success returns 0 and *out; on failure a negative errno-style code
+/* What open validates (each failure has a message naming the key/tensor and the byte offsets):
+ * magic "GGUF"; version 2 or 3 (v1 and big-endian files -> -ENOTSUP); n_kv and n_tensors bounded
+ * by the bytes left; every string and array inside the file; keys non-empty and unique; value
+ * and element types known; no nested arrays; general.alignment (uint32, a power of two <= 2^30,
+ * default 32); tensor names non-empty (<= 1024 bytes) and unique; 1..4 dims, each ne >= 1, no
+ * overflow in element or byte counts; tensor type id known to slm_type_infos (unknown id ->
+ * -ENOTSUP naming the id; known types the engine cannot compute with are accepted here and
+ * refused by the model loader); ne[0] a multiple of the type's block; offsets multiples of the
+ * alignment; data inside the file; no two tensors overlapping.
+ *
+ * Opens and validates PATH. On success returns 0 and *out; on failure a negative errno-style code
  * (-ENOENT, -EINVAL for malformed content, -ENOTSUP for an unknown tensor type or version,
  * -ENOMEM) and a message in err (NUL-terminated, truncated to errlen). */
 int gguf_open(const char *path, struct gguf_file **out, char *err, size_t errlen);
@@ -69,6 +82,10 @@ void gguf_close(struct gguf_file *f);   /* accepts NULL */
 uint32_t gguf_version(const struct gguf_file *f);
 uint32_t gguf_alignment(const struct gguf_file *f);
 size_t gguf_file_size(const struct gguf_file *f);
+/* Byte offset of the data section in the file (tensor offsets are relative to it), and the start
+ * of the mapping (or of the caller's buffer for gguf_open_mem). */
+size_t gguf_data_offset(const struct gguf_file *f);
+const void *gguf_base(const struct gguf_file *f);
 
 uint64_t gguf_n_kv(const struct gguf_file *f);
 const struct gguf_kv *gguf_kv_at(const struct gguf_file *f, uint64_t i);
@@ -89,7 +106,10 @@ const struct gguf_tensor *gguf_tensor_at(const struct gguf_file *f, uint64_t i);
 const struct gguf_tensor *gguf_find_tensor(const struct gguf_file *f, const char *name);  /* NULL if absent */
 
 /* Writer: builds a GGUF v3 file. Keys and tensors are written in insertion order; tensor data is
- * aligned to 32 bytes (or general.alignment if set). Strings are copied. */
+ * aligned to 32 bytes (or general.alignment if set). Strings are copied. Setting a key a second
+ * time replaces its value in place (keeps the first position). The setters never fail visibly:
+ * errors (out of memory, a bad shape, a duplicate tensor name, a bad alignment) are remembered and
+ * returned by gguf_writer_write(). */
 struct gguf_writer;
 struct gguf_writer *gguf_writer_new(void);
 void gguf_writer_free(struct gguf_writer *w);   /* accepts NULL */
@@ -101,13 +121,28 @@ void gguf_w_str(struct gguf_writer *w, const char *key, const char *v);
 void gguf_w_arr_str(struct gguf_writer *w, const char *key, const char *const *v, size_t n);
 void gguf_w_arr_f32(struct gguf_writer *w, const char *key, const float *v, size_t n);
 void gguf_w_arr_i32(struct gguf_writer *w, const char *key, const int32_t *v, size_t n);
+/* The other scalar types, and a numeric/bool array of any element type ELT (elements packed
+ * little-endian, vtype_size(ELT) bytes each; not GGUF_VT_STRING or GGUF_VT_ARRAY). */
+void gguf_w_u8(struct gguf_writer *w, const char *key, uint8_t v);
+void gguf_w_i8(struct gguf_writer *w, const char *key, int8_t v);
+void gguf_w_u16(struct gguf_writer *w, const char *key, uint16_t v);
+void gguf_w_i16(struct gguf_writer *w, const char *key, int16_t v);
+void gguf_w_u64(struct gguf_writer *w, const char *key, uint64_t v);
+void gguf_w_i64(struct gguf_writer *w, const char *key, int64_t v);
+void gguf_w_f64(struct gguf_writer *w, const char *key, double v);
+/* A string with explicit length (may contain NUL bytes). */
+void gguf_w_strn(struct gguf_writer *w, const char *key, const char *v, size_t n);
+void gguf_w_arr(struct gguf_writer *w, const char *key, enum gguf_vtype elt, const void *v, size_t n);
 /* Copies the kv as-is from an open file (used by quantize to carry metadata over). */
 void gguf_w_copy_kv(struct gguf_writer *w, const struct gguf_file *f, const struct gguf_kv *kv);
 /* Adds a tensor; DATA (slm_row_size(type, ne[0]) * rows bytes) is copied on write, must stay valid
  * until gguf_writer_write() returns. */
 void gguf_w_tensor(struct gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
                    const int64_t *ne, const void *data);
-/* Writes the file; returns 0 or a negative errno and a message in err. */
+/* Writes the file (to PATH.tmp, then renamed over PATH, so readers never see half a file);
+ * returns 0 or a negative errno and a message in err. Can be called more than once. */
 int gguf_writer_write(struct gguf_writer *w, const char *path, char *err, size_t errlen);
+/* Same, into a malloc()ed buffer (*out, *len; the caller frees it): tests and fuzz seeds. */
+int gguf_writer_write_mem(struct gguf_writer *w, void **out, size_t *len, char *err, size_t errlen);
 
 #endif
