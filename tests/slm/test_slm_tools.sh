@@ -1,0 +1,61 @@
+#!/bin/sh
+# test_slm_tools.sh: the `tiergate slm` command frame and `slm info` on real files from ../shared.
+# usage: test_slm_tools.sh TIERGATE_BINARY   (meson passes the built binary)
+set -u
+bin=$1
+shared=${TIERGATE_SHARED_DIR:-../shared}
+fails=0
+checks=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# expect CODE WANT_SUBSTRING -- command...
+expect() {
+  code=$1; want=$2; shift 2
+  checks=$((checks + 1))
+  "$@" >"$tmp/out" 2>&1
+  rc=$?
+  if [ "$rc" != "$code" ]; then
+    echo "FAIL: '$*' exited $rc, expected $code"; sed -n 1,20p "$tmp/out"; fails=$((fails + 1)); return
+  fi
+  if [ -n "$want" ] && ! grep -qF -- "$want" "$tmp/out"; then
+    echo "FAIL: '$*' output lacks '$want'"; sed -n 1,40p "$tmp/out"; fails=$((fails + 1))
+  fi
+}
+
+# dispatch and help
+expect 2 "usage: tiergate slm <tool>" "$bin" slm
+expect 0 "mkmodel" "$bin" slm --help
+expect 2 "unknown tool 'frobnicate'" "$bin" slm frobnicate
+for t in info tokenize run bench mkmodel quantize; do
+  checks=$((checks + 1))
+  "$bin" slm $t --help >"$tmp/out" 2>&1
+  rc=$?
+  # a tool not written yet answers "not implemented" (exit 1); a written one prints its usage
+  if [ $rc = 0 ]; then grep -q "usage: tiergate slm $t" "$tmp/out" || { echo "FAIL: $t --help"; fails=$((fails + 1)); }
+  elif ! grep -q "not implemented" "$tmp/out"; then echo "FAIL: $t --help exited $rc"; cat "$tmp/out"; fails=$((fails + 1)); fi
+done
+
+# info
+expect 0 "architecture:  qwen3" "$bin" slm info -m "$shared/models/tiny-qwen3-Q4_K_M.gguf"
+expect 0 "file type:     Q4_K_M (15)" "$bin" slm info -m "$shared/models/tiny-qwen3-Q4_K_M.gguf"
+expect 0 "Q6_K      3 tensors" "$bin" slm info -m "$shared/models/tiny-qwen3-Q4_K_M.gguf"
+expect 0 "blk.0.attn_q_norm.weight         F32    [64]" "$bin" slm info -m "$shared/models/tiny-qwen3-Q4_K_M.gguf"
+expect 0 "4 heads, 2 kv heads (GQA 2), head dim 64" "$bin" slm info -m "$shared/models/tiny-qwen3-Q4_K_M.gguf"
+expect 0 "blk.1.ffn_up.weight" "$bin" slm info --tensors -m "$shared/models/tiny-llama-Q8_0.gguf"
+expect 0 "parameters:    0.29 M" "$bin" slm info -m "$shared/models/stories260K.gguf"
+expect 0 "vocab:         llama (SentencePiece), 512 tokens" "$bin" slm info -m "$shared/models/stories260K.gguf"
+expect 0 "151936 tokens, 151387 merges, pre-tokenizer 'qwen2'" "$bin" slm info "$shared/vocab/ggml-vocab-qwen2-from-qwen3-tokenizer.gguf"
+expect 0 "eot 151645 \"<|im_end|>\"" "$bin" slm info "$shared/vocab/ggml-vocab-qwen2-from-qwen3-tokenizer.gguf"
+expect 0 "chat template: 269 bytes" "$bin" slm info -m "$shared/vocab/ggml-vocab-phi-3.gguf"
+expect 0 "tokenizer.ggml.add_eos_token (bool) = false" "$bin" slm info --kv -m "$shared/vocab/ggml-vocab-phi-3.gguf"
+expect 1 "not a GGUF file" "$bin" slm info -m "$shared/models/README.md"
+expect 1 "No such file" "$bin" slm info -m "$tmp/none.gguf"
+expect 2 "-m FILE is required" "$bin" slm info
+expect 2 "unknown option '--bogus'" "$bin" slm info --bogus
+expect 2 "--model needs a value" "$bin" slm info --model
+head -c 2000 "$shared/models/tiny-llama-F16.gguf" > "$tmp/trunc.gguf"
+expect 1 "runs past the end of the file" "$bin" slm info -m "$tmp/trunc.gguf"
+
+echo "$((checks - fails)) passed, $fails failed"
+[ $fails = 0 ]
