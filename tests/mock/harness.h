@@ -1,0 +1,159 @@
+/*
+ * harness.h: helpers the mock self-test and the gateway integration tests share: spawning and
+ * stopping processes, the mock upstream and `tiergate serve` on ephemeral ports with a temp
+ * config and database, an HTTP client (libcurl easy) that keeps status, headers, body and
+ * timings, and a raw-socket client for what libcurl hides (when each byte arrived, closing a
+ * connection mid-stream, slow senders).
+ *
+ * Everything returns 0 / a value >= 0 on success and -1 on failure with a message on stderr;
+ * tests assert on the values, the harness only reports why it could not get them.
+ */
+#ifndef TIERGATE_TESTS_HARNESS_H
+#define TIERGATE_TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+/* ------------------------------------------------------------------ time */
+
+double th_now_ms(void);  /* monotonic */
+void th_sleep_ms(int ms);
+
+/* ------------------------------------------------------------------ processes */
+
+struct th_proc {
+  pid_t pid;      /* 0: not running */
+  int out_fd;     /* read end of the child's stdout, -1 if not piped */
+};
+
+/* Starts argv[0] (a path) with extra environment entries ("K=V", NULL-terminated list or NULL).
+ * The child's stdout is piped to out_fd; stderr is inherited (it lands in the test log). */
+int th_spawn(struct th_proc *p, char *const argv[], char *const env_extra[]);
+/* Reads one line of the child's stdout (without the newline). Returns its length, or -1 on
+ * EOF/timeout. */
+int th_read_line(struct th_proc *p, char *buf, size_t cap, int timeout_ms);
+/* Sends SIG and waits up to timeout_ms for the exit. Returns the wait status, or -1 if it did
+ * not exit (it is then killed with SIGKILL). */
+int th_stop(struct th_proc *p, int sig, int timeout_ms);
+/* Non-blocking: true while the process runs. */
+bool th_alive(struct th_proc *p);
+
+/* ------------------------------------------------------------------ the mock upstream */
+
+struct th_mock {
+  struct th_proc proc;
+  int port;
+  char url[64];   /* "http://127.0.0.1:PORT" */
+};
+
+/* Starts $MOCK_UPSTREAM_BIN (extra args may be NULL). */
+int th_mock_start(struct th_mock *m, const char *const *extra_args);
+/* SIGTERM; returns the wait status (0 = clean exit, which under ASan also means no leak). */
+int th_mock_stop(struct th_mock *m);
+/* GET /_mock/last[?tag=T]; NULL if none. Caller decrefs. */
+json_t *th_mock_last(const struct th_mock *m, const char *tag);
+/* GET /_mock/stats; NULL on failure. */
+json_t *th_mock_stats(const struct th_mock *m);
+/* One counter of /_mock/stats, -1 on failure. */
+long long th_mock_stat(const struct th_mock *m, const char *name);
+/* Polls /_mock/last?tag=T until its "state" is STATE, up to timeout_ms. Returns the record
+ * (caller decrefs) or NULL. */
+json_t *th_mock_wait_state(const struct th_mock *m, const char *tag, const char *state,
+                           int timeout_ms);
+
+/* ------------------------------------------------------------------ the gateway */
+
+struct th_gw {
+  struct th_proc proc;
+  int port;
+  char url[64];           /* "http://127.0.0.1:PORT" */
+  char dir[256];          /* temp dir holding config and database */
+  char config_path[320];
+  char db_path[320];
+};
+
+/* A free TCP port on 127.0.0.1 (bound then released: racy but fine on a test machine). */
+int th_free_port(void);
+/* Makes a temp dir (under $TMPDIR or /tmp). */
+int th_tmpdir(char *out, size_t cap, const char *prefix);
+/* Removes DIR and the files in it (one level). */
+void th_rmdir(const char *dir);
+
+/* Writes g->dir/tiergate.yaml from YAML (the caller fills ports and paths, see
+ * th_gw_prepare), starts $TIERGATE_BIN serve --config it, and waits until GET /healthz answers
+ * 200 (up to 15 s). extra_env: "K=V" entries or NULL. */
+int th_gw_prepare(struct th_gw *g);   /* makes dir, picks port, sets paths */
+int th_gw_start(struct th_gw *g, const char *yaml, char *const extra_env[]);
+/* SIGTERM (or SIG) and wait; returns the wait status or -1. */
+int th_gw_stop(struct th_gw *g, int sig, int timeout_ms);
+
+/* ------------------------------------------------------------------ HTTP (libcurl) */
+
+struct th_resp {
+  long status;         /* 0 if no response */
+  int curl_rc;         /* CURLcode */
+  char err[256];
+  char *body;          /* NUL-terminated, body_len bytes */
+  size_t body_len;
+  char *headers;       /* raw header block of the final response, NUL-terminated */
+  double ttfb_ms;      /* start to first body byte (or headers if no body), -1 if none */
+  double total_ms;
+  json_t *json;        /* body parsed as JSON, or NULL */
+};
+
+struct th_req {
+  const char *method;          /* default POST when body, else GET */
+  const char *url;
+  const char *body;            /* NULL: none */
+  size_t body_len;             /* 0: strlen(body) */
+  const char *const *headers;  /* "Name: value" list, NULL-terminated, or NULL */
+  long timeout_ms;             /* default 10000 */
+};
+
+int th_http(const struct th_req *rq, struct th_resp *out);
+/* Shorthands: POST a JSON body to url+path / GET url+path. */
+int th_post_json(const char *base, const char *path, const char *json, struct th_resp *out);
+int th_get(const char *base, const char *path, struct th_resp *out);
+/* A response header's value (first match, case-insensitive), copied into buf; NULL if absent. */
+const char *th_resp_header(const struct th_resp *r, const char *name, char *buf, size_t cap);
+void th_resp_free(struct th_resp *r);
+
+/* SSE: the `data:` payloads of a complete event-stream body, in order. Returns a JSON array of
+ * strings (caller decrefs). */
+json_t *th_sse_data(const char *body, size_t len);
+
+/* ------------------------------------------------------------------ raw sockets */
+
+/* Connects to 127.0.0.1:port (TCP_NODELAY, blocking). Returns the fd or -1. */
+int th_connect(int port);
+int th_send_all(int fd, const void *buf, size_t len);
+/* Sends a POST with a JSON body (Content-Length) to PATH. */
+int th_send_post(int fd, const char *path, const char *json, const char *extra_headers);
+/* Waits up to timeout_ms for data and reads what is there. Returns bytes read, 0 on EOF, -1 on
+ * error (errno kept: ECONNRESET...), -2 on timeout. */
+ssize_t th_recv(int fd, char *buf, size_t cap, int timeout_ms);
+/* Reads until EOF or timeout into a malloc'd buffer. Returns length; *rc_out gets the last
+ * th_recv result (0 EOF, -1 error, -2 timeout). */
+size_t th_recv_all(int fd, char **out, int timeout_ms, int *rc_out);
+/* Closes with a RST instead of a FIN. */
+void th_close_reset(int fd);
+
+/* ------------------------------------------------------------------ SQLite */
+
+/* Runs SQL on the database at PATH (read-only) and returns the rows as a JSON array of objects
+ * (column name -> integer, real, string or null); NULL on error (message on stderr). */
+json_t *th_db_query(const char *path, const char *sql);
+
+/* ------------------------------------------------------------------ misc */
+
+/* Reads a whole file (malloc'd, NUL-terminated); NULL on failure. */
+char *th_read_file(const char *path, size_t *len);
+int th_write_file(const char *path, const char *data, size_t len);
+/* Builds a string with printf formatting (malloc'd). */
+char *th_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
