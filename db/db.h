@@ -19,7 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One request as it is logged. Strings are copied by db_log(); NULL means SQL NULL. */
+/* One request as it is logged. Strings are copied by db_log() (names and ids up to 1 KiB,
+ * error_message 4 KiB, attempt_log 64 KiB; longer ones are cut at a UTF-8 boundary); NULL means
+ * SQL NULL. Unknown numbers are stored as NULL: negative token counts and costs, negative or NaN
+ * durations, http_status <= 0. */
 struct db_row {
   char request_id[40];
   int64_t started_us;         /* wall clock, microseconds since the epoch */
@@ -51,12 +54,16 @@ struct db_stats {
   uint64_t written;       /* committed to disk */
   uint64_t overflowed;    /* accepted into the overflow reserve */
   uint64_t rejected;      /* refused at the hard cap (lost) */
-  uint64_t batches;
+  uint64_t batches;       /* transactions attempted */
   size_t depth;           /* rows waiting now */
+  uint64_t failed;        /* accepted but lost to a write error (disk full, I/O error) */
+  char last_error[256];   /* the last write error, "" if none */
 };
 
 struct db_writer;
 
+/* Start from db_default_options() and change what you need. Zero queue_cap, batch_max or
+ * flush_interval_ms take the default; zero overflow_cap means no reserve. */
 struct db_options {
   size_t queue_cap;       /* default 65536 rows */
   size_t overflow_cap;    /* default 65536 rows more */
@@ -65,10 +72,12 @@ struct db_options {
 };
 struct db_options db_default_options(void);
 
-/* Opens (creating if needed) and migrates PATH, starts the writer thread. Returns NULL with a
- * message in err on failure. */
+/* Opens (creating if needed) and migrates PATH, starts the writer thread. OPT may be NULL for
+ * the defaults. Returns NULL with a message in err on failure (unwritable path, not an SQLite
+ * file, a schema newer than this build). */
 struct db_writer *db_open(const char *path, const struct db_options *opt, char *err, size_t errlen);
-/* Flushes every queued row, stops the writer, closes the database. Accepts NULL. */
+/* Flushes every queued row, stops the writer, closes the database and frees W (calls racing
+ * with it get -EPIPE; none may follow it). Accepts NULL. */
 void db_close(struct db_writer *w);
 
 /* Queues a copy of ROW. Returns 0; 1 if accepted into the overflow reserve (back-pressure: shed
