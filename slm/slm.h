@@ -23,7 +23,7 @@
  *   struct slm_context_params cp = slm_context_default_params();
  *   struct slm_context *c = slm_context_new(m, &cp);
  *   int32_t toks[512]; int n = slm_tokenize(m, "Hello", 5, toks, 512, true, false);
- *   struct slm_batch b = slm_batch_one(toks, n, 0, 0);   // tokens, count, pos0, seq 0
+ *   struct slm_batch b = slm_batch_one(toks, n);          // sequence 0, continuing
  *   slm_decode(c, &b);                                    // logits of the last token
  *   const float *logits = slm_get_logits(c, n - 1);
  *   ...
@@ -91,49 +91,74 @@ enum slm_kv_type { SLM_KV_F32 = 0, SLM_KV_F16 = 1 };
 
 struct slm_context_params {
   uint32_t n_ctx;        /* KV cells per sequence; default 2048 (capped at the model's context) */
-  uint32_t n_seq;        /* sequences sharing this context; default 1 */
+  uint32_t n_seq;        /* sequences sharing this context; default 1 (at most 1024) */
   uint32_t n_batch;      /* max tokens per slm_decode call; default 512 */
   int n_threads;         /* default: number of online CPUs */
   enum slm_kv_type kv_type;   /* default SLM_KV_F16 */
   enum slm_pooling pooling;   /* embeddings: default SLM_POOL_NONE (no embeddings computed) */
-  int embd_layer;        /* pooled embeddings from the output of this layer (0-based); -1 = final norm */
-  bool logits_all;       /* keep logits for every token of a batch, not only those flagged; default false */
+  int embd_layer;        /* pooled embeddings from the output of this layer (0-based, the raw
+                            residual stream); -1 (default) = after the final norm */
+  bool logits_all;       /* logits for every token of a batch, not only the flagged ones */
+  uint32_t n_outputs;    /* max rows of logits one decode may produce; 0 (default) = n_seq;
+                            n_batch when logits_all. Sizes the logits buffer (n_outputs x n_vocab
+                            floats). */
 };
 struct slm_context_params slm_context_default_params(void);
 
-/* Allocates everything decode will need (KV cache, scratch, threads): nothing is allocated after. */
+/* Allocates everything decode will need (KV cache, scratch, threads): nothing is allocated after.
+ * Returns NULL if a parameter is out of range (kv_type, pooling, embd_layer, n_seq > 1024), the
+ * model was loaded vocab_only, or memory or threads are short. The model must outlive the context.
+ * KV cache memory is reserved for n_layer x n_seq x n_ctx cells but only touched as it fills. */
 struct slm_context *slm_context_new(const struct slm_model *m, const struct slm_context_params *p);
-void slm_context_free(struct slm_context *c);   /* accepts NULL */
+void slm_context_free(struct slm_context *c);   /* accepts NULL; joins the threads */
+/* The last error of a context call, as text ("" if none); valid until the next call. */
 const char *slm_errmsg(const struct slm_context *c);
+int slm_context_n_threads(const struct slm_context *c);
+uint32_t slm_context_n_ctx(const struct slm_context *c);   /* cells per sequence after capping */
+size_t slm_context_kv_bytes(const struct slm_context *c);  /* K + V cache size when full */
 
 /* A batch: token i goes to sequence seq[i] at position pos[i]; logits[i] asks for its logits. The
- * arrays belong to the caller. Positions of one sequence must be consecutive and continue that
- * sequence's cache. */
+ * arrays belong to the caller and are read during slm_decode only.
+ *   pos == NULL: every token continues its sequence (the usual case).
+ *   pos given:   it must equal the position that continues the sequence's cache (a check).
+ *   seq == NULL: every token belongs to sequence 0.
+ *   logits == NULL: logits for the last token of each sequence in the batch.
+ * Tokens of different sequences may be interleaved in any order. */
 struct slm_batch {
   int32_t n;
   const slm_token *token;
   const int32_t *pos;
   const int32_t *seq;
-  const int8_t *logits;   /* NULL: only the last token of the batch */
+  const int8_t *logits;
 };
 
-/* Runs the model over the batch and appends it to each sequence's KV cache. Returns 0, -EINVAL for
- * a bad batch (too large, bad seq, position gap, token out of range), -ENOSPC if a sequence's cache
- * is full. */
+/* N tokens continuing sequence 0; logits for the last one. */
+static inline struct slm_batch slm_batch_one(const slm_token *tokens, int32_t n) {
+  struct slm_batch b = {n, tokens, NULL, NULL, NULL};
+  return b;
+}
+
+/* Runs the model over the batch and appends it to each sequence's KV cache. Returns 0; -EINVAL for
+ * a bad batch (empty, larger than n_batch, seq or token out of range, a position that does not
+ * continue its sequence, more logits rows than n_outputs); -ENOSPC if a sequence's cache is full.
+ * On error nothing was computed and the caches are unchanged; slm_errmsg() says why. */
 int slm_decode(struct slm_context *c, const struct slm_batch *b);
 
 /* Logits (n_vocab floats) of batch index I from the last decode, or NULL if not requested. Valid
- * until the next decode. */
+ * until the next decode or slm_context_free. */
 const float *slm_get_logits(struct slm_context *c, int32_t i);
-/* Pooled embedding (n_embd floats, not normalized) of sequence SEQ from the last decode with pooling
- * on; NULL if none. */
+/* Pooled embedding (n_embd floats, not normalized) of sequence SEQ over its tokens in the last
+ * decode (pooling must be on; decode a text in one batch to embed all of it); NULL if SEQ had no
+ * tokens in it. Valid until the next decode. */
 const float *slm_get_embeddings(struct slm_context *c, int32_t seq);
 int32_t slm_n_embd(const struct slm_model *m);
 
-/* Forgets positions [p0, p1) of sequence SEQ (p1 < 0 means to the end). Returns 0 or -EINVAL. */
+/* Forgets positions [p0, p1) of sequence SEQ (p1 < 0 means to the end). Only a suffix can be
+ * forgotten (RoPE'd keys cannot move): returns 0, or -EINVAL for a bad sequence or a range that
+ * ends before the sequence does. */
 int slm_kv_remove(struct slm_context *c, int32_t seq, int32_t p0, int32_t p1);
-void slm_kv_clear(struct slm_context *c);
-int32_t slm_kv_pos(const struct slm_context *c, int32_t seq);   /* next position of SEQ */
+void slm_kv_clear(struct slm_context *c);                        /* every sequence back to empty */
+int32_t slm_kv_pos(const struct slm_context *c, int32_t seq);   /* next position of SEQ, -1 if bad */
 
 /* ---------------------------------------------------------------- sampling */
 
@@ -147,20 +172,32 @@ struct slm_sampler_params {
   float frequency_penalty;/* 0: off */
   int32_t penalty_last_n; /* window of past tokens for penalties; default 64 */
   uint64_t seed;          /* default 0xC0FFEE; same seed + same logits = same tokens */
-  int32_t n_probs;        /* > 0: report log-probabilities of the top-n tokens */
+  int32_t n_probs;        /* > 0: report log-probabilities of the top-n tokens (capped at n_vocab-1) */
 };
 struct slm_sampler_params slm_sampler_default_params(void);
 
+/* Chain order as llama.cpp: penalties, then greedy if temperature <= 0, else top-k, top-p, min-p
+ * (these three on the probabilities before temperature), temperature, draw. Returns NULL if M is
+ * NULL or memory is short. The sampler keeps no pointer to M after creation (only n_vocab). */
 struct slm_sampler *slm_sampler_new(const struct slm_model *m, const struct slm_sampler_params *p);
 void slm_sampler_free(struct slm_sampler *s);   /* accepts NULL */
 
 struct slm_token_prob { slm_token token; float logprob; };
-/* Picks a token from LOGITS (n_vocab floats; not modified). If TOP is non-NULL it receives the
- * chosen token's log-probability in top[0] followed by n_probs alternatives, best first (after
- * penalties and temperature, before truncation). Records the token for penalties. */
+/* Picks a token from LOGITS (n_vocab floats; not modified) and returns it (always in range).
+ * If TOP is non-NULL (capacity 1 + n_probs) it receives the chosen token's log-probability in
+ * top[0] followed by the n_probs best tokens, best first (log-softmax over the whole vocabulary
+ * after penalties and temperature, before truncation; greedy counts as temperature 1). Records the
+ * token for penalties. Allocation-free. */
 slm_token slm_sampler_sample(struct slm_sampler *s, const float *logits, struct slm_token_prob *top);
 void slm_sampler_accept(struct slm_sampler *s, slm_token t);   /* add prompt tokens to penalty history */
-void slm_sampler_reset(struct slm_sampler *s);
+void slm_sampler_reset(struct slm_sampler *s);   /* forget the history, restart the RNG at seed */
+
+/* Stop strings. Scans TEXT (the LEN bytes generated so far) for each of the N_STOPS NUL-terminated
+ * STOPS. Returns the byte offset of the earliest complete match, or -1 if none. If SAFE is not
+ * NULL it receives how many leading bytes can be shown now: up to the match, or else all but the
+ * longest tail that could still grow into a stop string. */
+int64_t slm_stop_scan(const char *text, size_t len, const char *const *stops, size_t n_stops,
+                      size_t *safe);
 
 /* ---------------------------------------------------------------- chat templates */
 

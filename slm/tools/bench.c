@@ -1,10 +1,273 @@
-/* bench.c: slm bench (not written yet; slm-model replaces this placeholder, which only keeps the
- * dispatcher in tools.c linking). */
+/*
+ * bench.c: `tiergate slm bench`: prompt-processing and generation speed, measured the way
+ * llama.cpp's llama-bench measures them, so the two can be put side by side on the same file.
+ *
+ *   ppN: N random tokens decoded as one batch from an empty cache (logits of the last one).
+ *   tgN: N tokens decoded one at a time from an empty cache.
+ * Each test runs once to warm up (caches, page faults, thread wake-up), then REPS times; the
+ * figure is tokens / wall time, mean and sample standard deviation over the repetitions.
+ * -p, -n and -t take comma-separated lists, like llama-bench.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "slm/slm.h"
 #include "slm/tools/tools.h"
 
+#define MAX_LIST 16
+#define MAX_REPS 1000
+
+static void usage(FILE *out) {
+  fputs("usage: tiergate slm bench -m FILE [options]\n"
+        "\n"
+        "  -m, --model FILE        GGUF model\n"
+        "  -p, --n-prompt N,...    prompt-processing tests (default 128; 0 = none)\n"
+        "  -n, --n-gen N,...       generation tests (default 64; 0 = none)\n"
+        "  -t, --threads N,...     thread counts (default: all online CPUs)\n"
+        "  -r, --repetitions N     repetitions per test (default 5)\n"
+        "      --kv-type f16|f32   KV cache element type (default f16, as llama-bench)\n"
+        "      --cpu LEVEL         highest kernel level: ref, avx2, avx512, vnni (default: best)\n"
+        "      --json              print a JSON array instead of a table\n"
+        "  -h, --help\n",
+        out);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int parse_list(const char *s, long lo, long hi, long *out, int cap) {
+  int n = 0;
+  while (*s) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || v < lo || v > hi || n >= cap) return -1;
+    out[n++] = v;
+    s = end;
+    if (*s == ',') s++;
+    else if (*s) return -1;
+  }
+  return n;
+}
+
+static int cpu_level(const char *s) {
+  if (!strcmp(s, "ref")) return 0;
+  if (!strcmp(s, "avx2")) return 1;
+  if (!strcmp(s, "avx512")) return 2;
+  if (!strcmp(s, "vnni")) return 3;
+  return -1;
+}
+
+/* kB value of a "Key:" line of /proc/self/status, or -1 */
+static long proc_status_kb(const char *key) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long v = -1;
+  size_t kl = strlen(key);
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, key, kl) && line[kl] == ':') {
+      v = strtol(line + kl + 1, NULL, 10);
+      break;
+    }
+  fclose(f);
+  return v;
+}
+
+static uint64_t rng_state = 0x243F6A8885A308D3ull;
+static int32_t rand_token(int32_t nv) {
+  rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+  return (int32_t)((rng_state >> 33) % (uint64_t)nv);
+}
+
+/* One measurement: returns seconds, or a negative value on a decode error. */
+static double run_once(struct slm_context *c, const struct slm_model *m, slm_token *toks,
+                       int n_prompt, int n_gen) {
+  int32_t nv = slm_n_vocab(m);
+  slm_kv_clear(c);
+  double t0 = now_s();
+  if (n_prompt > 0) {
+    for (int i = 0; i < n_prompt; i++) toks[i] = rand_token(nv);
+    if (slm_add_bos(m) && slm_token_bos(m) >= 0) toks[0] = slm_token_bos(m);
+    struct slm_batch b = slm_batch_one(toks, n_prompt);
+    if (slm_decode(c, &b) < 0) return -1;
+  }
+  slm_token t = slm_token_bos(m) >= 0 ? slm_token_bos(m) : 0;
+  for (int i = 0; i < n_gen; i++) {
+    struct slm_batch b = slm_batch_one(&t, 1);
+    if (slm_decode(c, &b) < 0) return -1;
+    t = rand_token(nv);
+  }
+  return now_s() - t0;
+}
+
 int slm_tool_bench(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  slm_tool_errorf("bench", "not implemented yet");
-  return 1;
+  const char *model_path = NULL;
+  long pl[MAX_LIST] = {128}, nl[MAX_LIST] = {64}, tl[MAX_LIST] = {0};
+  int np = 1, nn = 1, nt = 1;
+  long reps = 5;
+  bool json = false;
+  int cpu = 3;
+  enum slm_kv_type kv = SLM_KV_F16;
+  tl[0] = slm_context_default_params().n_threads;
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    bool takes = !strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-p") ||
+                 !strcmp(a, "--n-prompt") || !strcmp(a, "-n") || !strcmp(a, "--n-gen") ||
+                 !strcmp(a, "-t") || !strcmp(a, "--threads") || !strcmp(a, "-r") ||
+                 !strcmp(a, "--repetitions") || !strcmp(a, "--kv-type") || !strcmp(a, "--cpu");
+    if (takes && !v) {
+      fprintf(stderr, "slm bench: %s needs a value\n", a);
+      return 2;
+    }
+    bool bad = false;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage(stdout);
+      return 0;
+    } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+      model_path = v;
+    } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
+      bad = (np = parse_list(v, 0, 65536, pl, MAX_LIST)) < 0;
+    } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
+      bad = (nn = parse_list(v, 0, 65536, nl, MAX_LIST)) < 0;
+    } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+      bad = (nt = parse_list(v, 1, 256, tl, MAX_LIST)) <= 0;
+    } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
+      long r[1];
+      bad = parse_list(v, 1, MAX_REPS, r, 1) != 1;
+      reps = r[0];
+    } else if (!strcmp(a, "--kv-type")) {
+      if (!strcmp(v, "f16")) kv = SLM_KV_F16;
+      else if (!strcmp(v, "f32")) kv = SLM_KV_F32;
+      else bad = true;
+    } else if (!strcmp(a, "--cpu")) {
+      bad = (cpu = cpu_level(v)) < 0;
+    } else if (!strcmp(a, "--json")) {
+      json = true;
+    } else {
+      fprintf(stderr, "slm bench: unknown option '%s'\n", a);
+      usage(stderr);
+      return 2;
+    }
+    if (bad) {
+      fprintf(stderr, "slm bench: bad value for %s: '%s'\n", a, v);
+      return 2;
+    }
+    if (takes) i++;
+  }
+  if (!model_path) {
+    fputs("slm bench: need -m FILE\n", stderr);
+    usage(stderr);
+    return 2;
+  }
+
+  struct slm_model_params mp = slm_model_default_params();
+  mp.cpu_max_level = cpu;
+  char err[512];
+  struct slm_model *m = slm_model_load(model_path, &mp, err, sizeof err);
+  if (!m) {
+    fprintf(stderr, "slm bench: %s\n", err);
+    return 1;
+  }
+  struct stat st;
+  uint64_t file_bytes = stat(model_path, &st) == 0 ? (uint64_t)st.st_size : 0;
+  const char *base = strrchr(model_path, '/');
+  base = base ? base + 1 : model_path;
+  long max_p = 1;
+  for (int i = 0; i < np; i++) max_p = pl[i] > max_p ? pl[i] : max_p;
+  slm_token *toks = malloc(sizeof *toks * (size_t)max_p);
+  double *samples = malloc(sizeof *samples * (size_t)reps);
+  json_t *out = json_array();
+  int rc = 0;
+  if (!toks || !samples || !out) {
+    fputs("slm bench: out of memory\n", stderr);
+    rc = 1;
+    goto done;
+  }
+  if (!json) {
+    printf("| model | size | threads | test | t/s |\n");
+    printf("| --- | ---: | ---: | ---: | ---: |\n");
+    fflush(stdout);
+  }
+
+  for (int kind = 0; kind < 2; kind++) {
+    int cnt = kind == 0 ? np : nn;
+    for (int ti = 0; ti < cnt; ti++) {
+      int n_prompt = kind == 0 ? (int)pl[ti] : 0, n_gen = kind == 1 ? (int)nl[ti] : 0;
+      if (n_prompt + n_gen == 0) continue;
+      for (int th = 0; th < nt; th++) {
+        struct slm_context_params cp = slm_context_default_params();
+        cp.n_threads = (int)tl[th];
+        cp.n_ctx = (uint32_t)(n_prompt + n_gen);
+        cp.n_batch = (uint32_t)(n_prompt > 0 ? n_prompt : 1);
+        cp.kv_type = kv;
+        struct slm_context *c = slm_context_new(m, &cp);
+        if (!c) {
+          fprintf(stderr, "slm bench: cannot create a context\n");
+          rc = 1;
+          goto done;
+        }
+        bool fail = run_once(c, m, toks, n_prompt, n_gen > 0 ? 1 : 0) < 0;   /* warm-up */
+        for (long r = 0; r < reps && !fail; r++) {
+          double s = run_once(c, m, toks, n_prompt, n_gen);
+          fail = s < 0;
+          samples[r] = (n_prompt + n_gen) / s;
+        }
+        if (fail) {
+          fprintf(stderr, "slm bench: %s\n", slm_errmsg(c));
+          slm_context_free(c);
+          rc = 1;
+          goto done;
+        }
+        double mean = 0, var = 0;
+        for (long r = 0; r < reps; r++) mean += samples[r];
+        mean /= (double)reps;
+        for (long r = 0; r < reps; r++) var += (samples[r] - mean) * (samples[r] - mean);
+        double sd = reps > 1 ? sqrt(var / (double)(reps - 1)) : 0.0;
+        char test[32];
+        snprintf(test, sizeof test, "%s%d", n_prompt ? "pp" : "tg", n_prompt ? n_prompt : n_gen);
+        if (json) {
+          json_t *sa = json_array();
+          for (long r = 0; r < reps; r++) json_array_append_new(sa, json_real(samples[r]));
+          json_array_append_new(
+              out, json_pack("{s:s,s:s,s:I,s:I,s:i,s:i,s:i,s:s,s:f,s:f,s:o,s:I,s:I,s:I}",
+                             "model_filename", base, "arch", slm_model_arch(m), "model_size",
+                             (json_int_t)slm_model_size_bytes(m), "file_size", (json_int_t)file_bytes,
+                             "n_threads", slm_context_n_threads(c), "n_prompt", n_prompt, "n_gen",
+                             n_gen, "test", test, "avg_ts", mean, "stddev_ts", sd, "samples_ts", sa,
+                             "kv_bytes", (json_int_t)slm_context_kv_bytes(c), "vm_rss_kib",
+                             (json_int_t)proc_status_kb("VmRSS"), "vm_hwm_kib",
+                             (json_int_t)proc_status_kb("VmHWM")));
+        } else {
+          printf("| %s | %.2f MiB | %d | %s | %.2f ± %.2f |\n", base,
+                 (double)slm_model_size_bytes(m) / (1024.0 * 1024.0), slm_context_n_threads(c),
+                 test, mean, sd);
+          fflush(stdout);
+        }
+        slm_context_free(c);
+      }
+    }
+  }
+  if (json) {
+    char *s = json_dumps(out, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    if (s) puts(s);
+    free(s);
+  }
+done:
+  json_decref(out);
+  free(samples);
+  free(toks);
+  slm_model_free(m);
+  return rc;
 }

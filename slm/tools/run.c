@@ -1,10 +1,490 @@
-/* run.c: slm run (not written yet; slm-model replaces this placeholder, which only keeps the
- * dispatcher in tools.c linking). */
+/*
+ * run.c: `tiergate slm run`: generate text from a prompt (or token ids) with a GGUF model.
+ *
+ *   slm run -m FILE (-p PROMPT | --tokens ID,ID,...) [-n N] [--temp T] [--seed S] [-t THREADS]
+ *           [--json] [--top-logits K] [sampling and context flags, see --help]
+ *
+ * Without --json the text streams to stdout as it is generated (held back only where it could be
+ * the start of a stop string or an incomplete UTF-8 character). With --json one object is printed
+ * at the end: {"prompt_tokens":[...],"tokens":[...],"text":"...","timings":{...}} plus
+ * "steps":[{"token":ID,"top":[[ID,LOGIT],...]},...] (raw logits, best first) with --top-logits K.
+ *
+ * The prompt is decoded in one batch (split at n_batch), then one token per step: exactly what
+ * the reference outputs in ../shared/models were produced with.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "slm/slm.h"
 #include "slm/tools/tools.h"
 
+#define MAX_STOPS 16
+#define MAX_PROMPT_TOKENS (1 << 20)
+
+static void usage(FILE *out) {
+  fputs(
+      "usage: tiergate slm run -m FILE (-p PROMPT | --tokens ID,ID,...) [options]\n"
+      "\n"
+      "  -m, --model FILE        GGUF model\n"
+      "  -p, --prompt TEXT       prompt text (BOS added if the vocabulary asks; special tokens parsed)\n"
+      "  -f, --file FILE         read the prompt text from FILE\n"
+      "      --tokens IDS        prompt as comma-separated token ids (no BOS added)\n"
+      "  -n, --n-predict N       tokens to generate (default 128; stops early at end-of-generation)\n"
+      "      --ignore-eos        do not stop at end-of-generation tokens\n"
+      "      --temp T            temperature (default 0.8; 0 = greedy, ties to the lowest id)\n"
+      "      --top-k K           (default 40; 0 = off)\n"
+      "      --top-p P           (default 0.95; 1 = off)\n"
+      "      --min-p P           (default 0.05; 0 = off)\n"
+      "      --repeat-penalty F  (default 1.0 = off)\n"
+      "      --presence-penalty F, --frequency-penalty F   (default 0 = off)\n"
+      "      --repeat-last-n N   penalty window (default 64)\n"
+      "  -s, --seed S            RNG seed (default 12648430)\n"
+      "      --stop STR          stop when STR is generated (repeatable, up to 16)\n"
+      "  -t, --threads N         threads (default: all online CPUs)\n"
+      "  -c, --ctx-size N        context size (default: prompt + n, at most the model's)\n"
+      "  -b, --batch-size N      prompt tokens per decode call (default 512)\n"
+      "      --kv-type f16|f32   KV cache element type (default f16)\n"
+      "      --cpu LEVEL         highest kernel level: ref, avx2, avx512, vnni (default: best)\n"
+      "      --json              print one JSON object at the end instead of streaming text\n"
+      "      --top-logits K      with --json: the K best raw logits of every generated step\n"
+      "      --n-probs K         with --json: log-probabilities of the chosen and K best tokens\n"
+      "  -h, --help\n",
+      out);
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_float(const char *s, float *out) {
+  char *end;
+  errno = 0;
+  float v = strtof(s, &end);
+  if (errno || end == s || *end || v != v) return -1;
+  *out = v;
+  return 0;
+}
+
+static int cpu_level(const char *s) {
+  if (!strcmp(s, "ref")) return 0;
+  if (!strcmp(s, "avx2")) return 1;
+  if (!strcmp(s, "avx512")) return 2;
+  if (!strcmp(s, "vnni")) return 3;
+  return -1;
+}
+
+/* Parses "1,2,3" into OUT (capacity CAP). Returns the count or -1. */
+static int parse_ids(const char *s, slm_token *out, int cap) {
+  int n = 0;
+  while (*s) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || v < 0 || v > INT32_MAX || n >= cap) return -1;
+    out[n++] = (slm_token)v;
+    s = end;
+    while (*s == ' ') s++;
+    if (*s == ',') s++;
+    else if (*s) return -1;
+  }
+  return n;
+}
+
+/* Bytes at the end of BUF[0..len) that form an incomplete UTF-8 sequence (0 if complete). */
+static size_t utf8_incomplete_tail(const char *buf, size_t len) {
+  for (size_t back = 1; back <= 4 && back <= len; back++) {
+    unsigned char ch = (unsigned char)buf[len - back];
+    if ((ch & 0xC0) == 0x80) continue;   /* continuation byte: keep looking for the lead */
+    size_t need = ch < 0x80 ? 1 : (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : (ch & 0xF8) == 0xF0 ? 4 : 1;
+    return need > back ? back : 0;
+  }
+  return 0;
+}
+
+/* A JSON string of BUF with invalid UTF-8 replaced by U+FFFD (jansson wants valid UTF-8). */
+static json_t *json_text(const char *buf, size_t len) {
+  char *clean = malloc(len * 3 + 1);
+  if (!clean) return json_string("");
+  size_t o = 0;
+  for (size_t i = 0; i < len;) {
+    unsigned char ch = (unsigned char)buf[i];
+    size_t need = ch < 0x80 ? 1 : (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : (ch & 0xF8) == 0xF0 ? 4 : 0;
+    bool ok = need > 0 && i + need <= len && !(need == 1 && ch == 0);
+    for (size_t k = 1; ok && k < need; k++) ok = ((unsigned char)buf[i + k] & 0xC0) == 0x80;
+    if (ok && need == 2) ok = ch >= 0xC2;
+    if (ok && need == 3) {
+      unsigned c1 = (unsigned char)buf[i + 1];
+      ok = !(ch == 0xE0 && c1 < 0xA0) && !(ch == 0xED && c1 >= 0xA0);
+    }
+    if (ok && need == 4) {
+      unsigned c1 = (unsigned char)buf[i + 1];
+      ok = ch <= 0xF4 && !(ch == 0xF0 && c1 < 0x90) && !(ch == 0xF4 && c1 >= 0x90);
+    }
+    if (ok) {
+      memcpy(clean + o, buf + i, need);
+      o += need;
+      i += need;
+    } else {
+      memcpy(clean + o, "\xEF\xBF\xBD", 3);
+      o += 3;
+      i += 1;
+    }
+  }
+  json_t *j = json_stringn(clean, o);
+  free(clean);
+  return j ? j : json_string("");
+}
+
+/* Indices of the K largest logits, best first, ties to the lower id. */
+static void top_logits(const float *lg, int32_t nv, int k, int32_t *ids) {
+  int n = 0;
+  for (int32_t i = 0; i < nv; i++) {
+    if (n == k && !(lg[i] > lg[ids[k - 1]])) continue;
+    int pos = n < k ? n++ : k - 1;
+    while (pos > 0 && lg[i] > lg[ids[pos - 1]]) {
+      ids[pos] = ids[pos - 1];
+      pos--;
+    }
+    ids[pos] = i;
+  }
+}
+
 int slm_tool_run(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  slm_tool_errorf("run", "not implemented yet");
-  return 1;
+  const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *tokens_arg = NULL;
+  const char *stops[MAX_STOPS];
+  size_t n_stops = 0;
+  long n_predict = 128, threads = 0, n_ctx = 0, n_batch = 512, top_logits_k = 0, n_probs = 0;
+  bool json = false, ignore_eos = false;
+  int cpu = 3;
+  enum slm_kv_type kv = SLM_KV_F16;
+  struct slm_sampler_params sp = slm_sampler_default_params();
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    long lv;
+#define NEED_ARG()                                                  \
+  do {                                                              \
+    if (!v) {                                                       \
+      fprintf(stderr, "slm run: %s needs a value\n", a);            \
+      return 2;                                                     \
+    }                                                               \
+    i++;                                                            \
+  } while (0)
+#define BAD_VALUE()                                                 \
+  do {                                                              \
+    fprintf(stderr, "slm run: bad value for %s: '%s'\n", a, v);     \
+    return 2;                                                       \
+  } while (0)
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage(stdout);
+      return 0;
+    } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+      NEED_ARG(); model_path = v;
+    } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+      NEED_ARG(); prompt = v;
+    } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+      NEED_ARG(); prompt_file = v;
+    } else if (!strcmp(a, "--tokens")) {
+      NEED_ARG(); tokens_arg = v;
+    } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+      NEED_ARG(); if (parse_long(v, 0, 1 << 20, &n_predict)) BAD_VALUE();
+    } else if (!strcmp(a, "--ignore-eos")) {
+      ignore_eos = true;
+    } else if (!strcmp(a, "--temp")) {
+      NEED_ARG(); if (parse_float(v, &sp.temperature)) BAD_VALUE();
+    } else if (!strcmp(a, "--top-k")) {
+      NEED_ARG(); if (parse_long(v, 0, INT32_MAX, &lv)) BAD_VALUE(); sp.top_k = (int32_t)lv;
+    } else if (!strcmp(a, "--top-p")) {
+      NEED_ARG(); if (parse_float(v, &sp.top_p)) BAD_VALUE();
+    } else if (!strcmp(a, "--min-p")) {
+      NEED_ARG(); if (parse_float(v, &sp.min_p)) BAD_VALUE();
+    } else if (!strcmp(a, "--repeat-penalty")) {
+      NEED_ARG(); if (parse_float(v, &sp.repeat_penalty)) BAD_VALUE();
+    } else if (!strcmp(a, "--presence-penalty")) {
+      NEED_ARG(); if (parse_float(v, &sp.presence_penalty)) BAD_VALUE();
+    } else if (!strcmp(a, "--frequency-penalty")) {
+      NEED_ARG(); if (parse_float(v, &sp.frequency_penalty)) BAD_VALUE();
+    } else if (!strcmp(a, "--repeat-last-n")) {
+      NEED_ARG(); if (parse_long(v, 0, 1 << 20, &lv)) BAD_VALUE(); sp.penalty_last_n = (int32_t)lv;
+    } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
+      NEED_ARG();
+      char *end;
+      errno = 0;
+      unsigned long long s = strtoull(v, &end, 10);
+      if (errno || end == v || *end) BAD_VALUE();
+      sp.seed = s;
+    } else if (!strcmp(a, "--stop")) {
+      NEED_ARG();
+      if (n_stops == MAX_STOPS) {
+        fprintf(stderr, "slm run: at most %d --stop strings\n", MAX_STOPS);
+        return 2;
+      }
+      if (*v) stops[n_stops++] = v;
+    } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+      NEED_ARG(); if (parse_long(v, 1, 256, &threads)) BAD_VALUE();
+    } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+      NEED_ARG(); if (parse_long(v, 1, 1 << 24, &n_ctx)) BAD_VALUE();
+    } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+      NEED_ARG(); if (parse_long(v, 1, 65536, &n_batch)) BAD_VALUE();
+    } else if (!strcmp(a, "--kv-type")) {
+      NEED_ARG();
+      if (!strcmp(v, "f16")) kv = SLM_KV_F16;
+      else if (!strcmp(v, "f32")) kv = SLM_KV_F32;
+      else BAD_VALUE();
+    } else if (!strcmp(a, "--cpu")) {
+      NEED_ARG(); if ((cpu = cpu_level(v)) < 0) BAD_VALUE();
+    } else if (!strcmp(a, "--json")) {
+      json = true;
+    } else if (!strcmp(a, "--top-logits")) {
+      NEED_ARG(); if (parse_long(v, 0, 1000, &top_logits_k)) BAD_VALUE();
+    } else if (!strcmp(a, "--n-probs")) {
+      NEED_ARG(); if (parse_long(v, 0, 1000, &n_probs)) BAD_VALUE();
+    } else {
+      fprintf(stderr, "slm run: unknown option '%s'\n", a);
+      usage(stderr);
+      return 2;
+    }
+#undef NEED_ARG
+#undef BAD_VALUE
+  }
+  if (!model_path || (!!prompt + !!prompt_file + !!tokens_arg) != 1) {
+    fputs("slm run: need -m FILE and exactly one of -p PROMPT, -f FILE, --tokens IDS\n", stderr);
+    usage(stderr);
+    return 2;
+  }
+  sp.n_probs = (int32_t)n_probs;
+
+  int rc = 1;
+  char *prompt_buf = NULL, *text = NULL;
+  slm_token *ptoks = NULL, *gen = NULL;
+  struct slm_model *m = NULL;
+  struct slm_context *c = NULL;
+  struct slm_sampler *smp = NULL;
+  json_t *steps = NULL, *probs = NULL;
+  int32_t *top_ids = NULL;
+  struct slm_token_prob *tp = NULL;
+
+  double t0 = now_ms();
+  struct slm_model_params mp = slm_model_default_params();
+  mp.cpu_max_level = cpu;
+  char err[512];
+  m = slm_model_load(model_path, &mp, err, sizeof err);
+  if (!m) {
+    fprintf(stderr, "slm run: %s\n", err);
+    goto out;
+  }
+  double t_load = now_ms() - t0;
+  const int32_t nv = slm_n_vocab(m);
+
+  /* prompt tokens */
+  int32_t np = 0;
+  if (tokens_arg) {
+    ptoks = malloc(sizeof *ptoks * 65536);
+    np = ptoks ? parse_ids(tokens_arg, ptoks, 65536) : -1;
+    if (np < 0) {
+      fprintf(stderr, "slm run: bad --tokens list\n");
+      goto out;
+    }
+    for (int32_t i = 0; i < np; i++)
+      if (ptoks[i] >= nv) {
+        fprintf(stderr, "slm run: token %d out of range (n_vocab %d)\n", ptoks[i], nv);
+        goto out;
+      }
+  } else {
+    size_t plen;
+    if (prompt_file) {
+      FILE *f = fopen(prompt_file, "rb");
+      if (!f) {
+        fprintf(stderr, "slm run: cannot open %s: %s\n", prompt_file, strerror(errno));
+        goto out;
+      }
+      prompt_buf = malloc(16u << 20);
+      plen = prompt_buf ? fread(prompt_buf, 1, (16u << 20) - 1, f) : 0;
+      bool more = prompt_buf && !feof(f);
+      fclose(f);
+      if (!prompt_buf || more) {
+        fprintf(stderr, "slm run: %s: prompt file too large (16 MiB max)\n", prompt_file);
+        goto out;
+      }
+      prompt = prompt_buf;
+    } else {
+      plen = strlen(prompt);
+    }
+    int32_t cap = (int32_t)(plen + 16 < MAX_PROMPT_TOKENS ? plen + 16 : MAX_PROMPT_TOKENS);
+    ptoks = malloc(sizeof *ptoks * (size_t)cap);
+    np = ptoks ? slm_tokenize(m, prompt, plen, ptoks, cap, true, true) : -1;
+    if (np < 0) {
+      fprintf(stderr, "slm run: cannot tokenize the prompt\n");
+      goto out;
+    }
+  }
+  if (np == 0) {
+    fprintf(stderr, "slm run: empty prompt\n");
+    goto out;
+  }
+
+  struct slm_context_params cp = slm_context_default_params();
+  if (threads > 0) cp.n_threads = (int)threads;
+  cp.n_ctx = n_ctx > 0 ? (uint32_t)n_ctx : (uint32_t)(np + n_predict + 1);
+  cp.n_batch = (uint32_t)n_batch;
+  cp.kv_type = kv;
+  c = slm_context_new(m, &cp);
+  if (!c) {
+    fprintf(stderr, "slm run: cannot create a context\n");
+    goto out;
+  }
+  if ((uint32_t)np > slm_context_n_ctx(c)) {
+    fprintf(stderr, "slm run: prompt of %d tokens does not fit the context of %u\n", np,
+            slm_context_n_ctx(c));
+    goto out;
+  }
+  smp = slm_sampler_new(m, &sp);
+  gen = malloc(sizeof *gen * (size_t)(n_predict + 1));
+  size_t text_cap = 4096;
+  text = malloc(text_cap);
+  if (top_logits_k > 0) {
+    top_logits_k = top_logits_k < nv ? top_logits_k : nv;
+    top_ids = malloc(sizeof *top_ids * (size_t)top_logits_k);
+    steps = json_array();
+  }
+  tp = calloc((size_t)n_probs + 1, sizeof *tp);
+  if (n_probs > 0) probs = json_array();
+  if (!smp || !gen || !text || (top_logits_k > 0 && (!top_ids || !steps)) || !tp) {
+    fprintf(stderr, "slm run: out of memory\n");
+    goto out;
+  }
+  for (int32_t i = 0; i < np; i++) slm_sampler_accept(smp, ptoks[i]);
+
+  /* prompt, in chunks of n_batch */
+  double t1 = now_ms();
+  for (int32_t i = 0; i < np; i += (int32_t)n_batch) {
+    int32_t nb = np - i < n_batch ? np - i : (int32_t)n_batch;
+    struct slm_batch b = slm_batch_one(ptoks + i, nb);
+    int drc = slm_decode(c, &b);
+    if (drc < 0) {
+      fprintf(stderr, "slm run: %s\n", slm_errmsg(c));
+      goto out;
+    }
+  }
+  double t_prompt = now_ms() - t1;
+  const float *logits = slm_get_logits(c, (np - 1) % (int32_t)n_batch);
+
+  /* generation */
+  double t2 = now_ms();
+  int32_t ng = 0;
+  size_t text_len = 0, shown = 0;
+  bool stopped = false;
+  while (ng < n_predict && !stopped) {
+    slm_token t = slm_sampler_sample(smp, logits, n_probs > 0 ? tp : NULL);
+    if (steps) {
+      top_logits(logits, nv, (int)top_logits_k, top_ids);
+      json_t *top = json_array();
+      for (int k = 0; k < top_logits_k; k++)
+        json_array_append_new(top, json_pack("[i,f]", top_ids[k], (double)logits[top_ids[k]]));
+      json_array_append_new(steps, json_pack("{s:i,s:o}", "token", t, "top", top));
+    }
+    if (probs) {
+      json_t *alts = json_array();
+      for (long k = 1; k <= n_probs; k++)
+        json_array_append_new(alts, json_pack("[i,f]", tp[k].token, (double)tp[k].logprob));
+      json_array_append_new(probs, json_pack("{s:i,s:f,s:o}", "token", t, "logprob",
+                                             (double)tp[0].logprob, "top", alts));
+    }
+    if (!ignore_eos && slm_token_is_eog(m, t)) break;
+    gen[ng++] = t;
+
+    /* text so far, stop strings, streaming */
+    int32_t w = slm_detokenize(m, gen, ng, text, (int32_t)text_cap, false, false);
+    if (w < 0) {
+      size_t need = (size_t)(-w) * 2;
+      char *nt = need <= (64u << 20) ? realloc(text, need) : NULL;
+      if (!nt) {
+        fprintf(stderr, "slm run: generated text too long\n");
+        goto out;
+      }
+      text = nt;
+      text_cap = need;
+      w = slm_detokenize(m, gen, ng, text, (int32_t)text_cap, false, false);
+      if (w < 0) w = 0;
+    }
+    text_len = (size_t)w;
+    size_t safe = text_len;
+    if (n_stops > 0 && slm_stop_scan(text, text_len, stops, n_stops, &safe) >= 0) {
+      stopped = true;
+      text_len = safe;
+    }
+    if (!stopped) safe -= utf8_incomplete_tail(text, safe);
+    if (!json && safe > shown) {
+      fwrite(text + shown, 1, safe - shown, stdout);
+      fflush(stdout);
+      shown = safe;
+    }
+    if (stopped || ng == n_predict) break;
+    struct slm_batch b = slm_batch_one(&t, 1);
+    int drc = slm_decode(c, &b);
+    if (drc == -ENOSPC) break;   /* context full: stop like llama.cpp does */
+    if (drc < 0) {
+      fprintf(stderr, "slm run: %s\n", slm_errmsg(c));
+      goto out;
+    }
+    logits = slm_get_logits(c, 0);
+  }
+  double t_gen = now_ms() - t2;
+
+  if (!json) {
+    if (text_len > shown) fwrite(text + shown, 1, text_len - shown, stdout);
+    fputc('\n', stdout);
+    fprintf(stderr, "slm run: prompt %d tokens in %.1f ms (%.1f t/s), generated %d tokens in %.1f ms (%.1f t/s)\n",
+            np, t_prompt, np / (t_prompt / 1e3), ng, t_gen, ng > 0 ? ng / (t_gen / 1e3) : 0.0);
+  } else {
+    json_t *o = json_object();
+    json_t *pt = json_array(), *gt = json_array();
+    for (int32_t i = 0; i < np; i++) json_array_append_new(pt, json_integer(ptoks[i]));
+    for (int32_t i = 0; i < ng; i++) json_array_append_new(gt, json_integer(gen[i]));
+    json_object_set_new(o, "prompt_tokens", pt);
+    json_object_set_new(o, "tokens", gt);
+    json_object_set_new(o, "text", json_text(text, text_len));
+    json_object_set_new(o, "timings", json_pack("{s:f,s:f,s:f,s:f,s:f,s:i}", "load_ms", t_load,
+                                                "prompt_ms", t_prompt, "prompt_tokens_per_s",
+                                                np / (t_prompt / 1e3), "gen_ms", t_gen,
+                                                "gen_tokens_per_s", ng > 0 ? ng / (t_gen / 1e3) : 0.0,
+                                                "n_threads", slm_context_n_threads(c)));
+    if (steps) json_object_set(o, "steps", steps);
+    if (probs) json_object_set(o, "probs", probs);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    if (s) puts(s);
+    free(s);
+    json_decref(o);
+  }
+  rc = 0;
+out:
+  json_decref(steps);
+  json_decref(probs);
+  free(top_ids);
+  free(tp);
+  free(text);
+  free(gen);
+  free(ptoks);
+  free(prompt_buf);
+  slm_sampler_free(smp);
+  slm_context_free(c);
+  slm_model_free(m);
+  return rc;
 }
