@@ -22,7 +22,7 @@ struct slm_model_params slm_model_default_params(void) {
   return (struct slm_model_params){
       .vocab_only = false,
       .use_mlock = false,
-      .cpu_max_level = SLM_CPU_AVX512_VNNI,
+      .cpu_max_level = SLM_CPU_LEVEL_COUNT - 1,
   };
 }
 

@@ -33,7 +33,7 @@ static void usage(FILE *out) {
         "  -t, --threads N,...     thread counts (default: all online CPUs)\n"
         "  -r, --repetitions N     repetitions per test (default 5)\n"
         "      --kv-type f16|f32   KV cache element type (default f16, as llama-bench)\n"
-        "      --cpu LEVEL         highest kernel level: ref, avx2, avx512, vnni (default: best)\n"
+        "      --cpu LEVEL         highest kernel level: ref, avx2, avx512, vnni, bf16 (default: best)\n"
         "      --json              print a JSON array instead of a table\n"
         "  -h, --help\n",
         out);
@@ -65,6 +65,7 @@ static int cpu_level(const char *s) {
   if (!strcmp(s, "avx2")) return 1;
   if (!strcmp(s, "avx512")) return 2;
   if (!strcmp(s, "vnni")) return 3;
+  if (!strcmp(s, "bf16")) return 4;
   return -1;
 }
 
@@ -117,7 +118,7 @@ int slm_tool_bench(int argc, char **argv) {
   int np = 1, nn = 1, nt = 1;
   long reps = 5;
   bool json = false;
-  int cpu = 3;
+  int cpu = 4;
   enum slm_kv_type kv = SLM_KV_F16;
   tl[0] = slm_context_default_params().n_threads;
 

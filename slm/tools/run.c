@@ -49,7 +49,7 @@ static void usage(FILE *out) {
       "  -c, --ctx-size N        context size (default: prompt + n, at most the model's)\n"
       "  -b, --batch-size N      prompt tokens per decode call (default 512)\n"
       "      --kv-type f16|f32   KV cache element type (default f16)\n"
-      "      --cpu LEVEL         highest kernel level: ref, avx2, avx512, vnni (default: best)\n"
+      "      --cpu LEVEL         highest kernel level: ref, avx2, avx512, vnni, bf16 (default: best)\n"
       "      --json              print one JSON object at the end instead of streaming text\n"
       "      --top-logits K      with --json: the K best raw logits of every generated step\n"
       "      --n-probs K         with --json: log-probabilities of the chosen and K best tokens\n"
@@ -86,6 +86,7 @@ static int cpu_level(const char *s) {
   if (!strcmp(s, "avx2")) return 1;
   if (!strcmp(s, "avx512")) return 2;
   if (!strcmp(s, "vnni")) return 3;
+  if (!strcmp(s, "bf16")) return 4;
   return -1;
 }
 
@@ -171,7 +172,7 @@ int slm_tool_run(int argc, char **argv) {
   size_t n_stops = 0;
   long n_predict = 128, threads = 0, n_ctx = 0, n_batch = 512, top_logits_k = 0, n_probs = 0;
   bool json = false, ignore_eos = false;
-  int cpu = 3;
+  int cpu = 4;
   enum slm_kv_type kv = SLM_KV_F16;
   struct slm_sampler_params sp = slm_sampler_default_params();
 

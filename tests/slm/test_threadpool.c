@@ -11,7 +11,7 @@
 #include "slm/internal.h"
 #include "tests/check.h"
 
-#define PHASES 2000
+#define PHASES 300
 #define MAXT 8
 
 struct job {
