@@ -299,6 +299,17 @@ static void run_case(const struct model_case *mc) {
     CHECK_MSG(m != NULL, "%s: load: %s", mc->name, err);
     if (!m) continue;
     CHECK_EQ_INT(slm_n_vocab(m), ref.n_vocab);
+    /* text prompts (stories): our tokenizer must give the reference's prompt ids, so running from
+     * the text is running from those ids */
+    for (int r = 0; r < ref.n_runs && li == 0; r++) {
+      const struct ref_run *rr = &ref.runs[r];
+      if (!rr->prompt_text[0]) continue;
+      slm_token toks[MAX_TOK];
+      int32_t nt = slm_tokenize(m, rr->prompt_text, strlen(rr->prompt_text), toks, MAX_TOK, true, true);
+      bool same = nt == rr->n_prompt;
+      for (int i = 0; same && i < nt; i++) same = toks[i] == rr->prompt[i];
+      CHECK_MSG(same, "%s: tokenizing '%s' does not give the reference prompt ids", mc->name, rr->prompt_text);
+    }
     for (int threads = 1; threads <= 2; threads++) {
       struct slm_context *c = mkctx(m, threads, SLM_KV_F32, 1);
       if (!c) continue;
