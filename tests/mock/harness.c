@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -58,10 +59,15 @@ char *th_fmt(const char *fmt, ...) {
 /* ------------------------------------------------------------------ processes */
 
 int th_spawn(struct th_proc *p, char *const argv[], char *const env_extra[]) {
-  int fds[2];
+  return th_spawn_out(p, argv, env_extra, NULL);
+}
+
+int th_spawn_out(struct th_proc *p, char *const argv[], char *const env_extra[],
+                 const char *stdout_path) {
+  int fds[2] = {-1, -1};
   p->pid = 0;
   p->out_fd = -1;
-  if (pipe(fds)) {
+  if (!stdout_path && pipe(fds)) {
     perror("harness: pipe");
     return -1;
   }
@@ -69,25 +75,32 @@ int th_spawn(struct th_proc *p, char *const argv[], char *const env_extra[]) {
   pid_t pid = fork();
   if (pid < 0) {
     perror("harness: fork");
-    close(fds[0]);
-    close(fds[1]);
+    if (fds[0] >= 0) close(fds[0]);
+    if (fds[1] >= 0) close(fds[1]);
     return -1;
   }
   if (pid == 0) {
-    dup2(fds[1], 1);
-    close(fds[0]);
-    close(fds[1]);
+    if (stdout_path) {
+      int fd = open(stdout_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) dup2(fd, 1);
+    } else {
+      dup2(fds[1], 1);
+      close(fds[0]);
+      close(fds[1]);
+    }
     for (size_t i = 0; env_extra && env_extra[i]; i++) putenv(env_extra[i]);
-    /* The test may have ignored SIGPIPE or blocked signals; the child starts clean. */
+    /* The test may have ignored SIGPIPE; the child starts clean. */
     signal(SIGPIPE, SIG_DFL);
     execve(argv[0], argv, environ);
     fprintf(stderr, "harness: exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
   }
-  close(fds[1]);
-  fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+  if (!stdout_path) {
+    close(fds[1]);
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    p->out_fd = fds[0];
+  }
   p->pid = pid;
-  p->out_fd = fds[0];
   return 0;
 }
 
@@ -122,9 +135,8 @@ bool th_alive(struct th_proc *p) {
   return false;
 }
 
-int th_stop(struct th_proc *p, int sig, int timeout_ms) {
+int th_wait(struct th_proc *p, int timeout_ms) {
   if (!p->pid) return -1;
-  kill(p->pid, sig);
   double deadline = th_now_ms() + timeout_ms;
   int st = -1;
   for (;;) {
@@ -148,6 +160,22 @@ int th_stop(struct th_proc *p, int sig, int timeout_ms) {
   p->out_fd = -1;
   p->pid = 0;
   return st;
+}
+
+int th_stop(struct th_proc *p, int sig, int timeout_ms) {
+  if (!p->pid) return -1;
+  kill(p->pid, sig);
+  return th_wait(p, timeout_ms);
+}
+
+long th_rss_kb(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  char *s = th_read_file(path, NULL);
+  const char *v = s ? strstr(s, "VmRSS:") : NULL;
+  long kb = v ? atol(v + 6) : -1;
+  free(s);
+  return kb;
 }
 
 /* ------------------------------------------------------------------ the mock */
@@ -276,11 +304,10 @@ void th_rmdir(const char *dir) {
 int th_gw_prepare(struct th_gw *g) {
   memset(g, 0, sizeof *g);
   if (th_tmpdir(g->dir, sizeof g->dir, "tiergate-test")) return -1;
-  g->port = th_free_port();
-  if (g->port <= 0) return -1;
-  snprintf(g->url, sizeof g->url, "http://127.0.0.1:%d", g->port);
   snprintf(g->config_path, sizeof g->config_path, "%s/tiergate.yaml", g->dir);
   snprintf(g->db_path, sizeof g->db_path, "%s/tiergate.db", g->dir);
+  snprintf(g->port_file, sizeof g->port_file, "%s/port", g->dir);
+  snprintf(g->stdout_path, sizeof g->stdout_path, "%s/stdout.log", g->dir);
   return 0;
 }
 
@@ -290,28 +317,42 @@ int th_gw_start(struct th_gw *g, const char *yaml, char *const extra_env[]) {
     fprintf(stderr, "harness: TIERGATE_BIN is not set\n");
     return -1;
   }
-  if (th_write_file(g->config_path, yaml, strlen(yaml))) return -1;
-  char *argv[] = {(char *)bin, "serve", "--config", g->config_path, NULL};
-  if (th_spawn(&g->proc, argv, extra_env)) return -1;
-  double deadline = th_now_ms() + 15000;
+  if (yaml && th_write_file(g->config_path, yaml, strlen(yaml))) return -1;
+  unlink(g->port_file);
+  g->port = 0;
+  /* listen: port 0 in the config; the gateway writes the port it got to --port-file. Its
+   * stdout goes to a file: a pipe nobody reads could fill up and block it. */
+  char *argv[] = {(char *)bin, "serve", "--config", g->config_path, "--port-file", g->port_file,
+                  NULL};
+  if (th_spawn_out(&g->proc, argv, extra_env, g->stdout_path)) return -1;
+  double deadline = th_now_ms() + 20000;
   while (th_now_ms() < deadline) {
     if (!th_alive(&g->proc)) {
       fprintf(stderr, "harness: tiergate exited during startup\n");
       g->proc.pid = 0;
       return -1;
     }
-    struct th_resp r;
-    struct th_req rq = {.url = NULL, .timeout_ms = 1000};
-    char url[128];
-    snprintf(url, sizeof url, "%s/healthz", g->url);
-    rq.url = url;
-    int rc = th_http(&rq, &r);
-    long st = r.status;
-    th_resp_free(&r);
-    if (!rc && st == 200) return 0;
+    if (!g->port) {
+      char *pf = th_read_file(g->port_file, NULL);
+      if (pf && atoi(pf) > 0) {
+        g->port = atoi(pf);
+        snprintf(g->url, sizeof g->url, "http://127.0.0.1:%d", g->port);
+      }
+      free(pf);
+    }
+    if (g->port) {
+      struct th_resp r;
+      char url[128];
+      snprintf(url, sizeof url, "%s/healthz", g->url);
+      struct th_req rq = {.url = url, .timeout_ms = 2000};
+      int rc = th_http(&rq, &r);
+      long st = r.status;
+      th_resp_free(&r);
+      if (!rc && st == 200) return 0;
+    }
     th_sleep_ms(20);
   }
-  fprintf(stderr, "harness: tiergate did not answer /healthz on port %d\n", g->port);
+  fprintf(stderr, "harness: tiergate did not answer /healthz (port %d)\n", g->port);
   th_stop(&g->proc, SIGKILL, 1000);
   return -1;
 }
@@ -319,6 +360,71 @@ int th_gw_start(struct th_gw *g, const char *yaml, char *const extra_env[]) {
 int th_gw_stop(struct th_gw *g, int sig, int timeout_ms) {
   if (!g->proc.pid) return -1;
   return th_stop(&g->proc, sig, timeout_ms);
+}
+
+char *th_gw_test_yaml(const struct th_gw *g, int mock_port, const char *limits,
+                      const char *extra_models) {
+  int dead = th_free_port();  /* nothing listens there: connect is refused */
+  return th_fmt(
+      "listen: 127.0.0.1:0\n"
+      "database: %s\n"
+      "providers:\n"
+      "  mock:\n"
+      "    kind: openai\n"
+      "    base_url: http://127.0.0.1:%d/v1\n"
+      "    api_key_env: TIERGATE_TEST_KEY\n"
+      "    headers:\n"
+      "      X-Provider-Extra: from-config\n"
+      "  dead:\n"
+      "    kind: openai\n"
+      "    base_url: http://127.0.0.1:%d/v1\n"
+      "    api_key_env: TIERGATE_TEST_KEY\n"
+      "  nokey:\n"
+      "    kind: openai\n"
+      "    base_url: http://127.0.0.1:%d/v1\n"
+      "    api_key_env: TIERGATE_TEST_UNSET_KEY\n"
+      "models:\n"
+      "  gpt-4o-mini:\n"
+      "    provider: mock\n"
+      "  gpt-4o:\n"
+      "    provider: mock\n"
+      "  mapped:\n"
+      "    provider: mock\n"
+      "    model: gpt-4.1-nano\n"
+      "  priced:\n"
+      "    provider: mock\n"
+      "    model: my-finetune\n"
+      "    price: {input: 1.00, cached_input: 0.50, output: 3.00}\n"
+      "  unpriced:\n"
+      "    provider: mock\n"
+      "    model: no-such-price-model\n"
+      "  dead-model:\n"
+      "    provider: dead\n"
+      "    model: gpt-4o-mini\n"
+      "  nokey-model:\n"
+      "    provider: nokey\n"
+      "    model: gpt-4o-mini\n"
+      "%s"
+      "default_model: gpt-4o-mini\n"
+      "baseline_model: gpt-4o\n"
+      "limits:\n%s"
+      "retry:\n"
+      "  max_attempts: 1\n",
+      g->db_path, mock_port, dead, mock_port, extra_models ? extra_models : "",
+      limits ? limits
+             : "  max_body_bytes: 64KiB\n"
+               "  connect_timeout: 2s\n"
+               "  first_byte_timeout: 1s\n"
+               "  idle_timeout: 1s\n"
+               "  total_timeout: 10s\n"
+               "  client_timeout: 1s\n");
+}
+
+char *const *th_gw_test_env(void) {
+  static char key[] = "TIERGATE_TEST_KEY=sk-tiergate-test-key";
+  static char *env[] = {key, NULL};
+  unsetenv("TIERGATE_TEST_UNSET_KEY");
+  return env;
 }
 
 /* ------------------------------------------------------------------ HTTP */
@@ -594,6 +700,34 @@ json_t *th_db_query(const char *path, const char *sql) {
   sqlite3_finalize(st);
   sqlite3_close(db);
   return rows;
+}
+
+/* ------------------------------------------------------------------ JSON paths */
+
+const json_t *th_jget(const json_t *j, const char *path) {
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", path);
+  const json_t *cur = j;
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, ".", &save); tok && cur; tok = strtok_r(NULL, ".", &save)) {
+    if (json_is_array(cur)) cur = json_array_get(cur, (size_t)atoi(tok));
+    else cur = json_object_get(cur, tok);
+  }
+  return cur;
+}
+
+const char *th_jstr(const json_t *j, const char *path) {
+  return json_string_value(th_jget(j, path));
+}
+
+long long th_jint(const json_t *j, const char *path) {
+  const json_t *v = th_jget(j, path);
+  return json_is_integer(v) ? json_integer_value(v) : -999;
+}
+
+double th_jnum(const json_t *j, const char *path) {
+  const json_t *v = th_jget(j, path);
+  return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
 /* ------------------------------------------------------------------ files */

@@ -33,12 +33,20 @@ struct th_proc {
 /* Starts argv[0] (a path) with extra environment entries ("K=V", NULL-terminated list or NULL).
  * The child's stdout is piped to out_fd; stderr is inherited (it lands in the test log). */
 int th_spawn(struct th_proc *p, char *const argv[], char *const env_extra[]);
+/* Same, with the child's stdout written to the file STDOUT_PATH instead of a pipe (NULL: pipe). */
+int th_spawn_out(struct th_proc *p, char *const argv[], char *const env_extra[],
+                 const char *stdout_path);
 /* Reads one line of the child's stdout (without the newline). Returns its length, or -1 on
  * EOF/timeout. */
 int th_read_line(struct th_proc *p, char *buf, size_t cap, int timeout_ms);
 /* Sends SIG and waits up to timeout_ms for the exit. Returns the wait status, or -1 if it did
  * not exit (it is then killed with SIGKILL). */
 int th_stop(struct th_proc *p, int sig, int timeout_ms);
+/* Waits up to timeout_ms for the exit without signalling; returns the wait status, or -1 (then
+ * killed with SIGKILL). */
+int th_wait(struct th_proc *p, int timeout_ms);
+/* Resident set size of PID in KiB, -1 if unknown. */
+long th_rss_kb(pid_t pid);
 /* Non-blocking: true while the process runs. */
 bool th_alive(struct th_proc *p);
 
@@ -69,27 +77,41 @@ json_t *th_mock_wait_state(const struct th_mock *m, const char *tag, const char 
 
 struct th_gw {
   struct th_proc proc;
-  int port;
+  int port;               /* read from the port file once listening */
   char url[64];           /* "http://127.0.0.1:PORT" */
-  char dir[256];          /* temp dir holding config and database */
+  char dir[256];          /* temp dir holding config, database, port file, stdout log */
   char config_path[320];
   char db_path[320];
+  char port_file[320];
+  char stdout_path[320];
 };
 
-/* A free TCP port on 127.0.0.1 (bound then released: racy but fine on a test machine). */
+/* A free TCP port on 127.0.0.1 (bound then released): nothing listens there afterwards. */
 int th_free_port(void);
 /* Makes a temp dir (under $TMPDIR or /tmp). */
 int th_tmpdir(char *out, size_t cap, const char *prefix);
 /* Removes DIR and the files in it (one level). */
 void th_rmdir(const char *dir);
 
-/* Writes g->dir/tiergate.yaml from YAML (the caller fills ports and paths, see
- * th_gw_prepare), starts $TIERGATE_BIN serve --config it, and waits until GET /healthz answers
- * 200 (up to 15 s). extra_env: "K=V" entries or NULL. */
-int th_gw_prepare(struct th_gw *g);   /* makes dir, picks port, sets paths */
+/* Makes the temp dir and sets the paths. */
+int th_gw_prepare(struct th_gw *g);
+/* Writes YAML (if not NULL) to g->config_path, starts `$TIERGATE_BIN serve --config ...
+ * --port-file ...` and waits until GET /healthz answers 200 (up to 20 s). The YAML should say
+ * `listen: 127.0.0.1:0`. extra_env: "K=V" entries or NULL. */
 int th_gw_start(struct th_gw *g, const char *yaml, char *const extra_env[]);
-/* SIGTERM (or SIG) and wait; returns the wait status or -1. */
+/* Sends SIG and waits; returns the wait status or -1. */
 int th_gw_stop(struct th_gw *g, int sig, int timeout_ms);
+/* The standard test config (malloc'd): providers `mock` (the mock at MOCK_PORT, key from
+ * TIERGATE_TEST_KEY, one extra header), `dead` (a closed port), `nokey` (key variable unset);
+ * models gpt-4o-mini, gpt-4o (baseline), mapped (-> gpt-4.1-nano), priced (-> my-finetune with a
+ * price override 1.00/0.50/3.00), unpriced, dead-model, nokey-model, plus EXTRA_MODELS (YAML
+ * lines indented by 2, or NULL); LIMITS replaces the limits block body (lines indented by 2, or
+ * NULL for 64KiB body, 2s connect, 1s first byte and idle, 10s total, 1s client); one attempt
+ * per request (no retries). */
+char *th_gw_test_yaml(const struct th_gw *g, int mock_port, const char *limits,
+                      const char *extra_models);
+/* The environment the standard config wants: TIERGATE_TEST_KEY=sk-tiergate-test-key. */
+char *const *th_gw_test_env(void);
 
 /* ------------------------------------------------------------------ HTTP (libcurl) */
 
@@ -147,6 +169,17 @@ void th_close_reset(int fd);
 /* Runs SQL on the database at PATH (read-only) and returns the rows as a JSON array of objects
  * (column name -> integer, real, string or null); NULL on error (message on stderr). */
 json_t *th_db_query(const char *path, const char *sql);
+
+/* ------------------------------------------------------------------ JSON paths */
+
+/* Walks "a.b.0.c" (object keys, array indexes) from J; NULL if any step is missing. */
+const json_t *th_jget(const json_t *j, const char *path);
+/* The string at PATH, or NULL. */
+const char *th_jstr(const json_t *j, const char *path);
+/* The integer at PATH, or -999 when absent or not an integer. */
+long long th_jint(const json_t *j, const char *path);
+/* The number (integer or real) at PATH, or NAN. */
+double th_jnum(const json_t *j, const char *path);
 
 /* ------------------------------------------------------------------ misc */
 

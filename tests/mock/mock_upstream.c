@@ -79,6 +79,7 @@ struct server {
   struct conn *conns;  /* every open connection, to free them at exit */
   /* counters for /_mock/stats; "requests" counts API requests, not /_mock/ or /healthz */
   uint64_t accepted, open_conns, requests, completed, aborted, resets, bad_requests, active;
+  uint64_t max_active;  /* most replies in flight at once (concurrency seen by the upstream) */
 };
 
 enum conn_phase {
@@ -213,13 +214,10 @@ static json_t *record_json(const struct record *r) {
   json_object_set_new(o, "tag", r->tag ? json_string(r->tag) : json_null());
   json_t *body = r->body_len <= RECORD_BODY_MAX ? json_loads(r->body, JSON_DECODE_ANY, NULL)
                                                 : NULL;
-  if (body) {
-    json_object_set_new(o, "body", body);
-  } else {
-    json_t *t = json_stringn(r->body, strlen(r->body));
-    json_object_set_new(o, "body", json_null());
-    json_object_set_new(o, "body_text", t ? t : json_string("(not utf-8)"));
-  }
+  /* The raw text too: tests check that numbers and escapes were passed through untouched. */
+  json_t *t = json_stringn(r->body, strlen(r->body));
+  json_object_set_new(o, "body", body ? body : json_null());
+  json_object_set_new(o, "body_text", t ? t : json_string("(not utf-8)"));
   return o;
 }
 
@@ -346,7 +344,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg) {
 
 static void start_reply(struct conn *c) {
   c->phase = PH_REPLY;
-  c->srv->active++;
+  if (++c->srv->active > c->srv->max_active) c->srv->max_active = c->srv->active;
   c->next_frame = 0;
   c->frame_off = 0;
   c->headers_sent = false;
@@ -552,15 +550,16 @@ static void dispatch(struct conn *c) {
     else mock_plan_json(p, 404, json_pack("{s:s}", "error", "no such request recorded"));
   } else if (!strcmp(rq->path, "/_mock/stats") && get) {
     mock_plan_json(p, 200,
-                   json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+                   json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
                              (json_int_t)s->requests, "completed", (json_int_t)s->completed,
                              "aborted", (json_int_t)s->aborted, "resets", (json_int_t)s->resets,
                              "active", (json_int_t)s->active, "connections",
                              (json_int_t)s->open_conns, "accepted", (json_int_t)s->accepted,
-                             "bad_requests", (json_int_t)s->bad_requests));
+                             "bad_requests", (json_int_t)s->bad_requests, "max_active",
+                             (json_int_t)s->max_active));
   } else if (!strcmp(rq->path, "/_mock/reset") && post) {
     for (int i = 0; i < RECORD_RING; i++) record_clear(&s->ring[i]);
-    s->requests = s->completed = s->aborted = s->resets = s->bad_requests = 0;
+    s->requests = s->completed = s->aborted = s->resets = s->bad_requests = s->max_active = 0;
     s->accepted = s->open_conns;
     mock_plan_json(p, 200, json_pack("{s:b}", "ok", 1));
   } else if (!strcmp(rq->path, "/healthz")) {

@@ -22,39 +22,9 @@ static void chat(const char *json, struct th_resp *r) {
   CHECK_EQ_INT(th_post_json(mock.url, "/v1/chat/completions", json, r), 0);
 }
 
-static const char *jstr(const json_t *j, const char *path) {
-  /* "a.b.0.c": object keys and array indexes. */
-  char buf[256];
-  snprintf(buf, sizeof buf, "%s", path);
-  const json_t *cur = j;
-  for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, ".")) {
-    if (json_is_array(cur)) cur = json_array_get(cur, (size_t)atoi(tok));
-    else cur = json_object_get(cur, tok);
-  }
-  return json_string_value(cur);
-}
-
-static long long jint(const json_t *j, const char *path) {
-  char buf[256];
-  snprintf(buf, sizeof buf, "%s", path);
-  const json_t *cur = j;
-  for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, ".")) {
-    if (json_is_array(cur)) cur = json_array_get(cur, (size_t)atoi(tok));
-    else cur = json_object_get(cur, tok);
-  }
-  return json_is_integer(cur) ? json_integer_value(cur) : -999;
-}
-
-static const json_t *jget(const json_t *j, const char *path) {
-  char buf[256];
-  snprintf(buf, sizeof buf, "%s", path);
-  const json_t *cur = j;
-  for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, ".")) {
-    if (json_is_array(cur)) cur = json_array_get(cur, (size_t)atoi(tok));
-    else cur = json_object_get(cur, tok);
-  }
-  return cur;
-}
+#define jstr th_jstr
+#define jint th_jint
+#define jget th_jget
 
 static void test_plain(void) {
   struct th_resp r;
