@@ -1024,7 +1024,7 @@ int32_t slm_vocab_detokenize(const struct slm_vocab *v, const slm_token *toks, i
       k--;
     }
     strip = false;
-    if (total + k <= cap) memcpy(buf + total, p, k);
+    if (k && total + k <= cap) memcpy(buf + total, p, k);
     total += k;
     if (total > INT32_MAX) return INT32_MIN;
   }

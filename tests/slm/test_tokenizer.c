@@ -50,21 +50,41 @@ struct loaded {
   struct slm_vocab *v;
 };
 
+/* Vocabularies are loaded once and shared by the tests (loading Llama 3's takes a while under
+ * ASan); unload() is a no-op and free_all() releases them at the end. */
+static struct {
+  char rel[128];
+  struct loaded l;
+} cache[16];
+static int n_cache;
+
 static struct loaded load(const char *rel) {
+  for (int i = 0; i < n_cache; i++)
+    if (!strcmp(cache[i].rel, rel)) return cache[i].l;
   struct loaded l = {0};
   char err[256] = "";
   const char *path = check_shared_path(rel);
   int rc = gguf_open(path, &l.f, err, sizeof err);
   CHECK_MSG(rc == 0, "gguf_open %s: %s", path, err);
-  if (rc) return l;
-  rc = slm_vocab_load(l.f, &l.v, err, sizeof err);
-  CHECK_MSG(rc == 0, "slm_vocab_load %s: %s", path, err);
+  if (!rc) {
+    rc = slm_vocab_load(l.f, &l.v, err, sizeof err);
+    CHECK_MSG(rc == 0, "slm_vocab_load %s: %s", path, err);
+  }
+  if (n_cache < 16) {
+    snprintf(cache[n_cache].rel, sizeof cache[n_cache].rel, "%s", rel);
+    cache[n_cache++].l = l;
+  }
   return l;
 }
 
-static void unload(struct loaded *l) {
-  slm_vocab_free(l->v);
-  gguf_close(l->f);
+static void unload(struct loaded *l) { (void)l; }
+
+static void free_all(void) {
+  for (int i = 0; i < n_cache; i++) {
+    slm_vocab_free(cache[i].l.v);
+    gguf_close(cache[i].l.f);
+  }
+  n_cache = 0;
 }
 
 /* Tokenizes S into a malloc'd array (count in *n); NULL on failure. */
@@ -151,7 +171,6 @@ static int vectors_one(const char *name, int *n_pass, int *n_total) {
   if (!l.v) {
     free(inp);
     free(outs);
-    gguf_close(l.f);
     return 0;
   }
   char *strs[256];
@@ -350,10 +369,7 @@ static void test_round_trips(void) {
     char rel[256];
     snprintf(rel, sizeof rel, "vocab/%s", VECTOR_VOCABS[k]);
     struct loaded l = load(rel);
-    if (!l.v) {
-      gguf_close(l.f);
-      continue;
-    }
+    if (!l.v) continue;
     bool clean = strstr(rel, "gpt-2") || strstr(rel, "llama-bpe");
     int ok = 0, tried = 0;
     for (int i = 0; i < n; i++) {
@@ -529,10 +545,7 @@ static void test_invalid_utf8(void) {
                          "vocab/ggml-vocab-llama-bpe-from-llama3-tokenizer.gguf", NULL};
   for (int k = 0; files[k]; k++) {
     struct loaded l = load(files[k]);
-    if (!l.v) {
-      gguf_close(l.f);
-      continue;
-    }
+    if (!l.v) continue;
     bool spm = slm_vocab_kind(l.v) == SLM_VOCAB_SPM;
     int bad = 0;
     for (int iter = 0; iter < 300; iter++) {
@@ -621,10 +634,7 @@ static void test_stories_prompts(void) {
 
 static void test_contract(void) {
   struct loaded l = load("vocab/ggml-vocab-qwen2-from-qwen3-tokenizer.gguf");
-  if (!l.v) {
-    gguf_close(l.f);
-    return;
-  }
+  if (!l.v) return;
   const char *s = "Hello world, this is a test.";
   slm_token t[64];
   int32_t n = slm_vocab_tokenize(l.v, s, strlen(s), t, 64, false, false);
@@ -843,5 +853,6 @@ int main(void) {
   test_invalid_utf8();
   test_stories_prompts();
   test_contract();
+  free_all();
   return check_done();
 }
