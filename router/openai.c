@@ -1,1 +1,606 @@
-/* openai.c: OpenAI surface (not written yet). */
+/*
+ * openai.c: the OpenAI surface: POST /v1/chat/completions (plain and SSE), GET /v1/models,
+ * GET /v1/models/{id}, and the OpenAI error shape used for every failure on these paths.
+ *
+ * DESIGN. Byte fidelity: the client's body is validated with jansson but forwarded as its own
+ * bytes with two surgical edits (json.c): the model name mapped to the upstream's, and, for
+ * streams, stream_options.include_usage forced on so the gateway always learns the usage (the
+ * extra usage chunk is dropped again if the client did not ask for it). Upstream bodies come back
+ * byte for byte, except the top-level "model" when the public name differs from the upstream
+ * name (an alias): then the client sees the name it asked for.
+ *
+ * Streams are relayed event by event as they arrive: upstream bytes → SSE parser (upstream/sse.c)
+ * → one chunked-encoding chunk per event. When the client reads slower than the upstream writes,
+ * the transfer is paused (UP_DATA_PAUSE) and resumed when the client's buffer drains.
+ *
+ * Error mapping (status, error class in the log): validation 400 bad_request, unknown model 404
+ * model_not_found, provider without key 401 missing_api_key, connect failure 502
+ * upstream_connect, timeouts 504 upstream_timeout, broken/oversized reply 502, upstream 4xx/5xx
+ * passed through with body and rate-limit/retry-after headers (upstream_error). After a stream
+ * has started the status is already sent: a failure becomes a final `data: {"error":...}` frame.
+ */
+#include <event2/buffer.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "router/internal.h"
+
+#define MAX_UPSTREAM_BODY (32u << 20)   /* non-streamed reply we are willing to buffer */
+#define MAX_SSE_EVENT (4u << 20)        /* one SSE event from upstream */
+#define STREAM_HIGH_WATER (1u << 20)    /* pause the upstream when the client lags this much */
+
+/* ------------------------------------------------------------------ errors */
+
+static void openai_error(struct rt_req *r, int status, const char *type, const char *code,
+                         const char *param, const char *message) {
+  struct evbuffer *b = evbuffer_new();
+  if (!b) {
+    rt_resp_full(r, 500, "application/json", "{}", 2, NULL, 0);
+    return;
+  }
+  evbuffer_add(b, "{\"error\":{\"message\":", 20);
+  rt_json_quote(b, message, strlen(message));
+  evbuffer_add(b, ",\"type\":", 8);
+  rt_json_quote(b, type ? type : "invalid_request_error", strlen(type ? type : "invalid_request_error"));
+  evbuffer_add(b, ",\"param\":", 9);
+  if (param) rt_json_quote(b, param, strlen(param));
+  else evbuffer_add(b, "null", 4);
+  evbuffer_add(b, ",\"code\":", 8);
+  if (code) rt_json_quote(b, code, strlen(code));
+  else evbuffer_add(b, "null", 4);
+  evbuffer_add(b, "}}", 2);
+  size_t n = evbuffer_get_length(b);
+  rt_resp_full(r, status, "application/json", evbuffer_pullup(b, -1), n, NULL, 0);
+  evbuffer_free(b);
+}
+
+const struct rt_surface rt_openai_surface = {"openai", openai_error};
+
+/* ------------------------------------------------------------------ validation and rewriting */
+
+void rt_chat_info_free(struct rt_chat_info *info) {
+  free(info->model_name);
+  info->model_name = NULL;
+}
+
+int rt_openai_validate(const char *body, size_t len, struct rt_chat_info *info, const char **param,
+                       char *msg, size_t msgcap) {
+  memset(info, 0, sizeof *info);
+  *param = NULL;
+  if (len == 0) {
+    snprintf(msg, msgcap, "We could not parse the JSON body of your request: the body is empty.");
+    return 400;
+  }
+  json_error_t je;
+  json_t *root = json_loadb(body, len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
+  if (!root) {
+    snprintf(msg, msgcap,
+             "We could not parse the JSON body of your request: %s (line %d, column %d).",
+             je.text, je.line, je.column);
+    return 400;
+  }
+  int st = 400;
+  if (!json_is_object(root)) {
+    snprintf(msg, msgcap, "The request body must be a JSON object.");
+    goto out;
+  }
+  /* duplicate keys that matter: jansson keeps the last, an upstream might keep the first */
+  static const char *const unique[] = {"model", "messages", "stream", "stream_options"};
+  int seen[4] = {0};
+  struct rt_json_iter it;
+  struct rt_json_span k, v;
+  int rc;
+  rt_json_iter_begin(&it, body, len);
+  while ((rc = rt_json_iter_next(&it, &k, &v)) == 1) {
+    for (int i = 0; i < 4; i++) {
+      if (rt_json_key_is(body, k, unique[i]) && ++seen[i] > 1) {
+        *param = unique[i];
+        snprintf(msg, msgcap, "Duplicate key '%s' in the request body.", unique[i]);
+        goto out;
+      }
+    }
+  }
+  if (rc < 0) {
+    snprintf(msg, msgcap, "We could not parse the JSON body of your request.");
+    goto out;
+  }
+  json_t *model = json_object_get(root, "model");
+  if (!model || json_is_null(model) || (json_is_string(model) && json_string_length(model) == 0)) {
+    *param = "model";
+    snprintf(msg, msgcap, "you must provide a model parameter");
+    goto out;
+  }
+  if (!json_is_string(model)) {
+    *param = "model";
+    snprintf(msg, msgcap, "Invalid type for 'model': expected a string.");
+    goto out;
+  }
+  if (strlen(json_string_value(model)) != json_string_length(model)) {
+    *param = "model";
+    snprintf(msg, msgcap, "Invalid 'model': contains a NUL character.");
+    goto out;
+  }
+  json_t *messages = json_object_get(root, "messages");
+  if (!messages) {
+    *param = "messages";
+    snprintf(msg, msgcap, "Missing required parameter: 'messages'.");
+    goto out;
+  }
+  if (!json_is_array(messages)) {
+    *param = "messages";
+    snprintf(msg, msgcap, "Invalid type for 'messages': expected an array of objects.");
+    goto out;
+  }
+  if (json_array_size(messages) == 0) {
+    *param = "messages";
+    snprintf(msg, msgcap, "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+                          "but got an empty array instead.");
+    goto out;
+  }
+  for (size_t i = 0; i < json_array_size(messages); i++) {
+    if (!json_is_object(json_array_get(messages, i))) {
+      *param = "messages";
+      snprintf(msg, msgcap, "Invalid type for 'messages[%zu]': expected an object.", i);
+      goto out;
+    }
+  }
+  json_t *stream = json_object_get(root, "stream");
+  if (stream && !json_is_boolean(stream) && !json_is_null(stream)) {
+    *param = "stream";
+    snprintf(msg, msgcap, "Invalid type for 'stream': expected a boolean.");
+    goto out;
+  }
+  info->stream = json_is_true(stream);
+  json_t *so = json_object_get(root, "stream_options");
+  if (so && !json_is_object(so) && !json_is_null(so)) {
+    *param = "stream_options";
+    snprintf(msg, msgcap, "Invalid type for 'stream_options': expected an object.");
+    goto out;
+  }
+  info->client_usage = json_is_object(so) && json_is_true(json_object_get(so, "include_usage"));
+  info->model_name = strdup(json_string_value(model));
+  if (!info->model_name) {
+    st = 500;
+    snprintf(msg, msgcap, "out of memory");
+    goto out;
+  }
+  st = 0;
+out:
+  json_decref(root);
+  return st;
+}
+
+static int edit_cmp(const void *a, const void *b) {
+  const struct rt_json_edit *x = a, *y = b;
+  return x->off < y->off ? -1 : x->off > y->off;
+}
+
+char *rt_openai_upstream_body(const char *body, size_t len, const char *upstream_model,
+                              bool force_usage, size_t *out_len) {
+  struct rt_json_iter it;
+  if (rt_json_iter_begin(&it, body, len) < 0) return NULL;
+  struct rt_json_span k, v, model_v = {0, 0}, so_v = {0, 0};
+  bool have_model = false, have_so = false;
+  int rc;
+  while ((rc = rt_json_iter_next(&it, &k, &v)) == 1) {
+    if (rt_json_key_is(body, k, "model")) {
+      model_v = v;
+      have_model = true;
+    } else if (rt_json_key_is(body, k, "stream_options")) {
+      so_v = v;
+      have_so = true;
+    }
+  }
+  if (rc < 0) return NULL;
+  size_t close_pos = it.pos;
+
+  struct rt_json_edit e[2];
+  size_t ne = 0;
+  char *quoted = NULL, *so_text = NULL;
+  static const char so_new[] = "{\"include_usage\":true}";
+  static const char so_member[] = ",\"stream_options\":{\"include_usage\":true}";
+  if (upstream_model && have_model) {
+    size_t ql;
+    quoted = rt_json_quote_str(upstream_model, strlen(upstream_model), &ql);
+    if (!quoted) return NULL;
+    e[ne++] = (struct rt_json_edit){model_v.off, model_v.len, quoted, ql};
+  }
+  if (force_usage) {
+    if (!have_so) {
+      /* a member is inserted before the closing brace; the object has members (model at least) */
+      if (it.count > 0) e[ne++] = (struct rt_json_edit){close_pos, 0, so_member, sizeof so_member - 1};
+      else e[ne++] = (struct rt_json_edit){close_pos, 0, so_member + 1, sizeof so_member - 2};
+    } else if (rt_json_is_null(body, so_v)) {
+      e[ne++] = (struct rt_json_edit){so_v.off, so_v.len, so_new, sizeof so_new - 1};
+    } else {
+      json_t *so = json_loadb(body + so_v.off, so_v.len, JSON_ALLOW_NUL, NULL);
+      if (json_is_object(so) && !json_is_true(json_object_get(so, "include_usage"))) {
+        json_object_set_new(so, "include_usage", json_true());
+        so_text = json_dumps(so, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (so_text) e[ne++] = (struct rt_json_edit){so_v.off, so_v.len, so_text, strlen(so_text)};
+      }
+      json_decref(so);
+    }
+  }
+  qsort(e, ne, sizeof e[0], edit_cmp);
+  char *out = rt_json_splice(body, len, e, ne, out_len);
+  free(quoted);
+  free(so_text);
+  return out;
+}
+
+char *rt_openai_rename_model(const char *s, size_t n, const char *public_name, size_t *out_len) {
+  if (!public_name) return NULL;
+  struct rt_json_span v;
+  if (rt_json_find(s, n, "model", &v) != 1 || v.len < 2 || s[v.off] != '"') return NULL;
+  size_t ql;
+  char *quoted = rt_json_quote_str(public_name, strlen(public_name), &ql);
+  if (!quoted) return NULL;
+  if (ql == v.len && !memcmp(quoted, s + v.off, ql)) {
+    free(quoted);
+    return NULL;
+  }
+  struct rt_json_edit e = {v.off, v.len, quoted, ql};
+  char *out = rt_json_splice(s, n, &e, 1, out_len);
+  free(quoted);
+  return out;
+}
+
+/* ------------------------------------------------------------------ upstream reply handling */
+
+/* The public name to show in replies, or NULL when it equals the upstream's (no rewrite). */
+static const char *alias_of(const struct rt_req *r) {
+  if (!r->model || !strcmp(r->model->name, r->model->upstream_model)) return NULL;
+  return r->model->name;
+}
+
+static bool passed_header(const char *name) {
+  return !strcasecmp(name, "x-request-id") || !strcasecmp(name, "retry-after") ||
+         !strcasecmp(name, "retry-after-ms") || !strncasecmp(name, "x-ratelimit-", 12) ||
+         !strcasecmp(name, "openai-processing-ms") || !strcasecmp(name, "x-should-retry");
+}
+
+static void on_headers(void *ud, int status, const struct up_header *h, size_t n) {
+  struct rt_req *r = ud;
+  r->t_up_headers = rt_now_us();
+  r->up_status = status;
+  size_t need = 0;
+  for (size_t i = 0; i < n; i++)
+    if (passed_header(h[i].name)) need += strlen(h[i].name) + strlen(h[i].value) + 2;
+  r->pass_buf = need ? malloc(need) : NULL;
+  size_t off = 0;
+  for (size_t i = 0; i < n && r->pass_buf && r->n_pass < RT_MAX_PASS_HEADERS; i++) {
+    if (!strcasecmp(h[i].name, "content-type")) continue;
+    if (!passed_header(h[i].name)) continue;
+    size_t nl = strlen(h[i].name) + 1, vl = strlen(h[i].value) + 1;
+    char *name = r->pass_buf + off;
+    memcpy(name, h[i].name, nl);
+    for (char *p = name; *p; p++)
+      if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    memcpy(r->pass_buf + off + nl, h[i].value, vl);
+    r->pass[r->n_pass].name = name;
+    r->pass[r->n_pass].value = r->pass_buf + off + nl;
+    r->n_pass++;
+    off += nl + vl;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (!strcasecmp(h[i].name, "content-type")) {
+      free(r->up_ctype);
+      r->up_ctype = strdup(h[i].value);
+    }
+  }
+  bool sse = r->up_ctype && !strncasecmp(r->up_ctype, "text/event-stream", 17);
+  if (r->stream && status >= 200 && status < 300 && sse) {
+    r->sse_mode = true;
+    up_sse_init(&r->sse, MAX_SSE_EVENT);
+    static const struct rt_kv extra[] = {{"cache-control", "no-cache"}};
+    rt_resp_start(r, status, "text/event-stream; charset=utf-8", -1, extra, 1);
+  } else {
+    r->up_body = evbuffer_new();
+  }
+}
+
+/* Sends one SSE frame: optional event line, the data (one data: line per line), blank line. */
+static void send_frame(struct rt_req *r, const char *event, const char *data, size_t n) {
+  struct evbuffer *b = evbuffer_new();
+  if (!b) return;
+  if (event && *event) evbuffer_add_printf(b, "event: %s\n", event);
+  const char *p = data, *end = data + n;
+  do {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *le = nl ? nl : end;
+    evbuffer_add(b, "data: ", 6);
+    evbuffer_add(b, p, (size_t)(le - p));
+    evbuffer_add(b, "\n", 1);
+    p = nl ? nl + 1 : end;
+  } while (p < end);
+  evbuffer_add(b, "\n", 1);
+  size_t len = evbuffer_get_length(b);
+  rt_resp_body(r, evbuffer_pullup(b, -1), len);
+  evbuffer_free(b);
+}
+
+static void take_usage(struct rt_req *r, const char *s, struct rt_json_span v) {
+  json_t *u = json_loadb(s + v.off, v.len, 0, NULL);
+  struct pol_usage usage;
+  if (u && pol_usage_from_openai(u, &usage) == 0) {
+    r->usage = usage;
+    r->have_usage = true;
+  }
+  json_decref(u);
+}
+
+static void take_error_message(struct rt_req *r, const char *s, size_t n) {
+  json_t *root = json_loadb(s, n, 0, NULL);
+  json_t *msg = json_object_get(json_object_get(root, "error"), "message");
+  if (json_is_string(msg)) snprintf(r->error_msg, sizeof r->error_msg, "%s", json_string_value(msg));
+  json_decref(root);
+}
+
+static int sse_event(void *ud, const struct up_sse_event *ev) {
+  struct rt_req *r = ud;
+  const char *s = ev->data;
+  size_t n = ev->data_len;
+  if (n == 6 && !memcmp(s, "[DONE]", 6)) {
+    if (!r->done_sent) send_frame(r, ev->event, s, n);
+    r->done_sent = true;
+    return 0;
+  }
+  struct rt_json_iter it;
+  struct rt_json_span k, v, usage = {0, 0}, choices = {0, 0};
+  bool has_usage = false, has_choices = false, has_error = false;
+  if (rt_json_iter_begin(&it, s, n) == 0) {
+    while (rt_json_iter_next(&it, &k, &v) == 1) {
+      if (rt_json_key_is(s, k, "usage")) {
+        usage = v;
+        has_usage = !rt_json_is_null(s, v);
+      } else if (rt_json_key_is(s, k, "choices")) {
+        choices = v;
+        has_choices = true;
+      } else if (rt_json_key_is(s, k, "error")) {
+        has_error = true;
+      }
+    }
+  }
+  if (has_error) {
+    r->error_class = "upstream_stream_error";
+    snprintf(r->error_msg, sizeof r->error_msg, "upstream sent an error event");
+    take_error_message(r, s, n);
+  }
+  if (has_usage) {
+    take_usage(r, s, usage);
+    /* the extra usage-only chunk the gateway asked for on its own behalf */
+    if (!r->client_usage && has_choices && rt_json_is_empty_array(s, choices)) return 0;
+  }
+  if (!r->t_first_token) r->t_first_token = rt_now_us();
+  size_t rl;
+  char *renamed = rt_openai_rename_model(s, n, alias_of(r), &rl);
+  if (renamed) {
+    send_frame(r, ev->event, renamed, rl);
+    free(renamed);
+  } else {
+    send_frame(r, ev->event, s, n);
+  }
+  return 0;
+}
+
+static int on_data(void *ud, const char *p, size_t n) {
+  struct rt_req *r = ud;
+  if (r->sse_mode) {
+    if (rt_resp_pending(r) > STREAM_HIGH_WATER) {
+      r->paused = true;
+      return UP_DATA_PAUSE;
+    }
+    int rc = up_sse_feed(&r->sse, p, n, sse_event, r);
+    return rc < 0 ? UP_DATA_ABORT : UP_DATA_OK;
+  }
+  if (!r->t_first_token) r->t_first_token = rt_now_us();
+  if (!r->up_body) return UP_DATA_ABORT;
+  if (evbuffer_get_length(r->up_body) + n > MAX_UPSTREAM_BODY) {
+    r->up_too_large = true;
+    return UP_DATA_ABORT;
+  }
+  evbuffer_add(r->up_body, p, n);
+  return UP_DATA_OK;
+}
+
+static void stream_error(struct rt_req *r, const char *cls, const char *type, const char *code,
+                         const char *message) {
+  r->error_class = cls;
+  snprintf(r->error_msg, sizeof r->error_msg, "%s", message);
+  struct evbuffer *b = evbuffer_new();
+  if (b) {
+    evbuffer_add(b, "{\"error\":{\"message\":", 20);
+    rt_json_quote(b, message, strlen(message));
+    evbuffer_add_printf(b, ",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}", type, code);
+    size_t n = evbuffer_get_length(b);
+    send_frame(r, NULL, (const char *)evbuffer_pullup(b, -1), n);
+    evbuffer_free(b);
+  }
+  rt_resp_end(r);
+}
+
+static void on_done(void *ud, const struct up_result *res) {
+  struct rt_req *r = ud;
+  r->xfer = NULL;
+  r->t_up_end = rt_now_us();
+  const char *pname = r->model->provider->name;
+
+  if (res->status != UP_OK) {
+    bool timeout = res->status == UP_ERR_TIMEOUT_CONNECT || res->status == UP_ERR_TIMEOUT_FIRST_BYTE ||
+                   res->status == UP_ERR_TIMEOUT_IDLE || res->status == UP_ERR_TIMEOUT_TOTAL;
+    char msg[400];
+    if (r->sse_mode) {
+      const char *cls = timeout ? "upstream_timeout"
+                        : res->status == UP_ERR_ABORTED ? "upstream_bad_response" : "upstream_disconnect";
+      snprintf(msg, sizeof msg, "The upstream stream from provider '%s' was interrupted: %s%s", pname,
+               res->status == UP_ERR_ABORTED ? "an event exceeded the size limit" : res->message,
+               timeout ? " (timeout)" : "");
+      stream_error(r, cls, "server_error", timeout ? "upstream_timeout" : "upstream_error", msg);
+      return;
+    }
+    if (timeout) {
+      rt_req_fail(r, 504, "upstream_timeout", "server_error", "upstream_timeout", NULL,
+                  "The upstream provider '%s' did not answer in time (%s): %s", pname,
+                  up_status_name(res->status), res->message);
+    } else if (res->status == UP_ERR_CONNECT) {
+      rt_req_fail(r, 502, "upstream_connect", "server_error", "upstream_connect_failed", NULL,
+                  "Could not connect to the upstream provider '%s': %s", pname, res->message);
+    } else if (r->up_too_large) {
+      rt_req_fail(r, 502, "upstream_bad_response", "server_error", "upstream_response_too_large", NULL,
+                  "The upstream provider '%s' sent a reply larger than %u bytes.", pname,
+                  MAX_UPSTREAM_BODY);
+    } else {
+      rt_req_fail(r, 502, "upstream_disconnect", "server_error", "upstream_error", NULL,
+                  "The upstream provider '%s' failed mid-reply: %s", pname, res->message);
+    }
+    return;
+  }
+
+  if (r->sse_mode) {
+    if (up_sse_truncated(&r->sse) && !r->done_sent) {
+      stream_error(r, "upstream_disconnect", "server_error", "upstream_error",
+                   "The upstream stream ended in the middle of an event.");
+      return;
+    }
+    if (!r->done_sent) send_frame(r, NULL, "[DONE]", 6);
+    r->done_sent = true;
+    rt_resp_end(r);
+    return;
+  }
+
+  size_t n = r->up_body ? evbuffer_get_length(r->up_body) : 0;
+  const char *body = n ? (const char *)evbuffer_pullup(r->up_body, -1) : "";
+  const char *ctype = r->up_ctype ? r->up_ctype : "application/json";
+  int status = r->up_status ? r->up_status : 502;
+  if (status >= 200 && status < 300) {
+    struct rt_json_span v;
+    int found = rt_json_find(body, n, "usage", &v);
+    if (found == 1 && !rt_json_is_null(body, v)) take_usage(r, body, v);
+    else if (found < 0) {
+      r->error_class = "upstream_bad_response";
+      snprintf(r->error_msg, sizeof r->error_msg, "upstream reply is not a JSON object");
+    }
+    size_t rl;
+    char *renamed = found >= 0 ? rt_openai_rename_model(body, n, alias_of(r), &rl) : NULL;
+    if (renamed) {
+      rt_resp_full(r, status, ctype, renamed, rl, NULL, 0);
+      free(renamed);
+    } else {
+      rt_resp_full(r, status, ctype, body, n, NULL, 0);
+    }
+    return;
+  }
+  if (status >= 400) {
+    r->error_class = "upstream_error";
+    snprintf(r->error_msg, sizeof r->error_msg, "upstream provider '%s' answered HTTP %d", pname, status);
+    take_error_message(r, body, n);
+  }
+  rt_resp_full(r, status, ctype, body, n, NULL, 0);
+}
+
+/* ------------------------------------------------------------------ routes */
+
+void rt_openai_chat(struct rt_req *r) {
+  struct rt_server *s = r->srv;
+  struct rt_chat_info info;
+  const char *param = NULL;
+  char msg[256];
+  int st = rt_openai_validate(r->body, r->body_len, &info, &param, msg, sizeof msg);
+  if (st) {
+    rt_req_fail(r, st, st == 400 ? "bad_request" : "internal",
+                st == 400 ? "invalid_request_error" : "server_error", NULL, param, "%s", msg);
+    return;
+  }
+  r->model_name = info.model_name;
+  r->stream = info.stream;
+  r->client_usage = info.client_usage;
+
+  const struct pol_model *m = pol_model_find(s->cfg, r->model_name);
+  if (!m) {
+    rt_req_fail(r, 404, "model_not_found", "invalid_request_error", "model_not_found", "model",
+                "The model `%.200s` does not exist or you do not have access to it.", r->model_name);
+    return;
+  }
+  r->model = m;
+  const struct pol_provider *p = m->provider;
+  if (!p->api_key) {
+    rt_req_fail(r, 401, "missing_api_key", "invalid_request_error", "missing_api_key", NULL,
+                "tiergate has no API key for provider '%s' (model '%s'): set the environment "
+                "variable %s and restart the gateway.",
+                p->name, m->name, p->api_key_env ? p->api_key_env : "(none configured)");
+    return;
+  }
+  if (p->kind != POL_PROVIDER_OPENAI) {
+    rt_req_fail(r, 501, "unsupported", "invalid_request_error", "unsupported_provider", "model",
+                "Model '%s' is served by provider '%s', whose API format cannot be reached from "
+                "/v1/chat/completions yet.", m->name, p->name);
+    return;
+  }
+
+  size_t blen;
+  const char *up_model = strcmp(m->upstream_model, r->model_name) ? m->upstream_model : NULL;
+  char *body = rt_openai_upstream_body(r->body, r->body_len, up_model, r->stream, &blen);
+  if (!body) {
+    rt_req_fail(r, 500, "internal", "server_error", NULL, NULL, "could not build the upstream request");
+    return;
+  }
+  const struct rt_provider_cache *pc = &s->prov[p - s->cfg->providers];
+  const char *hdrs[64];
+  size_t nh = 0;
+  for (size_t i = 0; i < pc->n_hdr && nh < 63; i++) hdrs[nh++] = pc->hdr[i];
+  hdrs[nh++] = r->stream ? "Accept: text/event-stream" : "Accept: application/json";
+  const struct pol_timeouts *to = &m->timeouts;
+  struct up_request rq = {
+      .url = pc->chat_url,
+      .method = "POST",
+      .headers = hdrs,
+      .n_headers = nh,
+      .body = body,
+      .body_len = blen,
+      .connect_timeout_ms = to->connect_ms,
+      .first_byte_timeout_ms = to->first_byte_ms,
+      .idle_timeout_ms = to->idle_ms,
+      .total_timeout_ms = to->total_ms,
+  };
+  static const struct up_callbacks cb = {on_headers, on_data, on_done};
+  r->t_up_start = rt_now_us();
+  r->attempts = 1;
+  r->xfer = up_start(s->up, &rq, &cb, r);
+  free(body);
+  if (!r->xfer) {
+    r->t_up_end = rt_now_us();
+    rt_req_fail(r, 500, "internal", "server_error", NULL, NULL, "could not start the upstream request");
+  }
+}
+
+void rt_openai_models(struct rt_req *r) {
+  rt_resp_full(r, 200, "application/json", r->srv->models_json, r->srv->models_json_len, NULL, 0);
+}
+
+void rt_openai_model(struct rt_req *r, const char *id) {
+  const struct pol_model *m = pol_model_find(r->srv->cfg, id);
+  if (!m) {
+    r->model_name = strdup(id);
+    rt_req_fail(r, 404, "model_not_found", "invalid_request_error", "model_not_found", "model",
+                "The model `%.200s` does not exist or you do not have access to it.", id);
+    return;
+  }
+  struct evbuffer *b = evbuffer_new();
+  if (!b) {
+    rt_req_fail(r, 500, "internal", "server_error", NULL, NULL, "out of memory");
+    return;
+  }
+  evbuffer_add(b, "{\"id\":", 6);
+  rt_json_quote(b, m->name, strlen(m->name));
+  evbuffer_add_printf(b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":",
+                      (long long)r->srv->started_wall);
+  rt_json_quote(b, m->provider->name, strlen(m->provider->name));
+  evbuffer_add(b, "}", 1);
+  size_t n = evbuffer_get_length(b);
+  rt_resp_full(r, 200, "application/json", evbuffer_pullup(b, -1), n, NULL, 0);
+  evbuffer_free(b);
+}

@@ -1,0 +1,332 @@
+/*
+ * internal.h: declarations shared by the files of router/ (not a public interface).
+ *
+ *   http.c      HTTP/1.1 request head parser and chunked body decoder (pure, fuzzed)
+ *   json.c      top-level JSON member scanner, byte-exact splicing, string escaping
+ *   server.c    listener, connections, request reading, response writing, timeouts, drain
+ *   request.c   the request lifecycle: routing, errors, timings, the log row, metrics
+ *   openai.c    the OpenAI surface: /v1/chat/completions, /v1/models
+ *   metrics.c   Prometheus counters and histograms, /metrics
+ *   cli.c       `tiergate serve` and `tiergate config check`
+ *
+ * DESIGN. One thread runs one libevent loop that owns every client connection and every upstream
+ * transfer (upstream/), so nothing on the request path takes a lock. A connection carries at most
+ * one request at a time (HTTP/1.1 pipelining is answered in order); each request is an rt_req that
+ * lives from the parsed head to the last byte queued, then writes exactly one log row (db_log
+ * copies it to the writer thread) and one metrics observation. A surface (OpenAI today, Anthropic
+ * next) turns a request into an upstream call and the upstream's answer into the client's format;
+ * errors go through the surface's one error builder so every failure has the caller's shape.
+ */
+#ifndef TIERGATE_ROUTER_INTERNAL_H
+#define TIERGATE_ROUTER_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db/db.h"
+#include "policies/policies.h"
+#include "upstream/upstream.h"
+
+struct evbuffer;
+struct event_base;
+
+/* ------------------------------------------------------------------ http.c */
+
+#define RT_MAX_HEAD_BYTES (16 * 1024)  /* request line + headers; more is 431 */
+#define RT_MAX_HEADERS 100             /* more is 431 */
+
+struct rt_kv {
+  const char *name;    /* NUL-terminated, inside the head buffer */
+  const char *value;   /* NUL-terminated, trimmed */
+};
+
+struct rt_http_head {
+  char method[16];
+  const char *target;      /* NUL-terminated request target ("/v1/models?x=1") */
+  size_t path_len;         /* length of the path part of target (before '?') */
+  int minor;               /* HTTP/1.<minor>, 0 or 1 */
+  struct rt_kv hdr[RT_MAX_HEADERS];
+  size_t n_hdr;
+  int64_t content_length;  /* -1 when absent */
+  bool chunked;            /* Transfer-Encoding: chunked */
+  bool keep_alive;         /* after this request (version default + Connection header) */
+  bool expect_continue;    /* Expect: 100-continue */
+};
+
+/* Parses a complete request head (request line + headers + empty line) of LEN bytes, in place:
+ * names and values are NUL-terminated inside BUF, which must outlive H. Returns 0, or:
+ *   -EINVAL   malformed (400), *why says what
+ *   -E2BIG    too many headers (431)
+ *   -EPROTONOSUPPORT  not HTTP/1.0 or 1.1 (505)
+ *   -ENOSYS   a Transfer-Encoding other than chunked (501) */
+int rt_http_parse_head(char *buf, size_t len, struct rt_http_head *h, const char **why);
+/* Case-insensitive header lookup; NULL when absent. */
+const char *rt_http_header(const struct rt_http_head *h, const char *name);
+
+/* Incremental decoder for a chunked request body. */
+struct rt_chunked {
+  int state;
+  uint64_t remaining;      /* bytes left in the current chunk */
+  size_t line;             /* bytes of the current size/trailer line (capped) */
+  int digits;
+};
+/* Sink for decoded bytes: return 0, or non-zero to stop (returned by rt_chunked_feed). */
+typedef int (*rt_chunked_sink)(void *ud, const char *p, size_t n);
+/* Feeds N bytes; *used gets how many were consumed. Returns 1 when the body is complete (the
+ * rest of the input belongs to the next request), 0 when more input is needed, -EINVAL on a
+ * malformed body, or the sink's non-zero value. */
+int rt_chunked_feed(struct rt_chunked *c, const char *in, size_t n, size_t *used,
+                    rt_chunked_sink sink, void *ud);
+
+/* Percent-decodes SRC[0..n) into DST (cap bytes, NUL-terminated). Returns the length, or -1 on
+ * a bad escape, an encoded NUL or overflow. */
+int rt_url_decode(const char *src, size_t n, char *dst, size_t cap);
+
+/* ------------------------------------------------------------------ json.c */
+
+/* [off, off+len) inside the scanned text. A key span includes its quotes. */
+struct rt_json_span {
+  size_t off, len;
+};
+
+/* Walks the members of a top-level JSON object without building a tree. Safe on any input
+ * (bounds-checked; malformed text ends the walk with -1) but only exact on valid JSON: parse with
+ * jansson first when the text comes from a client. */
+struct rt_json_iter {
+  const char *s;
+  size_t n, pos;
+  int count;
+};
+/* Returns 0 when S starts (after whitespace) with '{', -1 otherwise. */
+int rt_json_iter_begin(struct rt_json_iter *it, const char *s, size_t n);
+/* Returns 1 and the next member, 0 at the closing '}' (it->pos is then its offset), -1 malformed. */
+int rt_json_iter_next(struct rt_json_iter *it, struct rt_json_span *key, struct rt_json_span *val);
+/* Does the quoted key at KEY (escapes decoded) equal NAME? */
+bool rt_json_key_is(const char *s, struct rt_json_span key, const char *name);
+/* Finds the top-level member NAME; 1 found (val set), 0 absent, -1 malformed. */
+int rt_json_find(const char *s, size_t n, const char *name, struct rt_json_span *val);
+/* Is the value at VAL the literal null / an empty array? */
+bool rt_json_is_null(const char *s, struct rt_json_span val);
+bool rt_json_is_empty_array(const char *s, struct rt_json_span val);
+
+/* An edit for rt_json_splice: replace [off, off+len) with rep[0..rep_len). */
+struct rt_json_edit {
+  size_t off, len;
+  const char *rep;
+  size_t rep_len;
+};
+/* Applies edits (sorted by offset, not overlapping) to S. Returns a malloc'd buffer (*out_len
+ * set) or NULL on allocation failure. */
+char *rt_json_splice(const char *s, size_t n, const struct rt_json_edit *e, size_t ne,
+                     size_t *out_len);
+/* Writes S as a JSON string literal (quotes included) to OUT / into a malloc'd C string. */
+void rt_json_quote(struct evbuffer *out, const char *s, size_t n);
+char *rt_json_quote_str(const char *s, size_t n, size_t *out_len);
+
+/* ------------------------------------------------------------------ metrics.c */
+
+enum rt_route {
+  RT_ROUTE_CHAT = 0,        /* POST /v1/chat/completions */
+  RT_ROUTE_MODELS,          /* GET /v1/models */
+  RT_ROUTE_MODEL,           /* GET /v1/models/{id} */
+  RT_ROUTE_HEALTHZ,         /* GET /healthz */
+  RT_ROUTE_METRICS,         /* GET /metrics */
+  RT_ROUTE_OTHER,           /* 404 / 405 / unparsable requests */
+  RT_ROUTE_COUNT
+};
+const char *rt_route_label(enum rt_route r);
+
+struct rt_metrics;
+
+/* What one finished request contributes. model_index: index into cfg->models, -1 for none. */
+struct rt_observation {
+  enum rt_route route;
+  int model_index;
+  int status;
+  bool streamed;
+  double total_ms, upstream_ms, overhead_ms;   /* upstream_ms < 0: no upstream call */
+  const struct pol_usage *usage;               /* NULL if unknown */
+  int64_t cost_pusd, baseline_cost_pusd;       /* -1 unknown */
+};
+
+/* Gauges sampled when /metrics is rendered. */
+struct rt_gauges {
+  size_t connections, in_flight, upstream_active;
+  struct db_stats db;
+  bool draining;
+};
+
+struct rt_metrics *rt_metrics_new(const struct pol_config *cfg);
+void rt_metrics_free(struct rt_metrics *m);      /* accepts NULL */
+void rt_metrics_observe(struct rt_metrics *m, const struct rt_observation *o);
+/* Appends the Prometheus text exposition (format 0.0.4) to OUT. */
+void rt_metrics_render(const struct rt_metrics *m, const struct rt_gauges *g, struct evbuffer *out);
+
+/* ------------------------------------------------------------------ server.c + request.c */
+
+struct rt_server;
+struct rt_conn;
+struct rt_req;
+
+/* A client API: its error shape and its name in the log. */
+struct rt_surface {
+  const char *name;   /* db_row.client_api */
+  /* Sends an error reply in this API's shape; status/type/code/param/message as decided by
+   * rt_req_fail. */
+  void (*send_error)(struct rt_req *r, int status, const char *type, const char *code,
+                     const char *param, const char *message);
+};
+extern const struct rt_surface rt_openai_surface;
+
+/* Headers kept from the upstream reply and passed on to the client. */
+#define RT_MAX_PASS_HEADERS 24
+
+struct rt_req {
+  struct rt_server *srv;
+  struct rt_conn *conn;            /* NULL once the client is gone */
+  struct rt_req *prev, *next;      /* server's in-flight list */
+  const struct rt_surface *surface;
+  enum rt_route route;
+  char id[40];
+
+  /* the request as received */
+  char *head_buf;                  /* owns the parsed head's strings */
+  struct rt_http_head head;
+  char *body;                      /* NUL-terminated copy of the body */
+  size_t body_len, body_cap;
+  bool keep_alive;
+
+  /* timings: monotonic microseconds; 0 = did not happen */
+  int64_t t0;                      /* head parsed */
+  int64_t wall0_us;                /* wall clock at t0 */
+  int64_t t_up_start, t_up_headers, t_up_end, t_first_token;
+
+  /* what it is about */
+  const struct pol_model *model;   /* configured model, NULL if none/unknown */
+  char *model_name;                /* what the client asked for (may be unknown) */
+  bool stream, client_usage;       /* stream:true; stream_options.include_usage:true */
+  struct up_transfer *xfer;        /* running upstream transfer */
+  int attempts;
+
+  /* the upstream's reply */
+  int up_status;
+  char *pass_buf;                  /* "name\0value\0" for the headers passed on */
+  size_t pass_len;
+  struct rt_kv pass[RT_MAX_PASS_HEADERS];
+  size_t n_pass;
+  char *up_ctype;
+  struct evbuffer *up_body;        /* non-streaming reply being buffered */
+  bool up_too_large;
+  bool sse_mode, done_sent, paused;
+  struct up_sse sse;
+  struct pol_usage usage;
+  bool have_usage;
+
+  /* the reply */
+  int status;                      /* status sent (or to log) */
+  bool resp_started, resp_chunked, finished;
+  const char *error_class;
+  char error_msg[256];
+};
+
+/* server.c: response writing. All are no-ops once the client is gone. */
+/* Starts the reply: status line and headers. content_length < 0 means a streamed body (chunked
+ * for HTTP/1.1, close-delimited for 1.0). extra: additional headers (may be NULL). */
+void rt_resp_start(struct rt_req *r, int status, const char *content_type, int64_t content_length,
+                   const struct rt_kv *extra, size_t n_extra);
+void rt_resp_body(struct rt_req *r, const void *p, size_t n);
+/* The reply is complete: finishes the chunked body, logs the request, frees R. */
+void rt_resp_end(struct rt_req *r);
+/* Whole reply at once (rt_resp_start + body + end). */
+void rt_resp_full(struct rt_req *r, int status, const char *content_type, const void *body,
+                  size_t n, const struct rt_kv *extra, size_t n_extra);
+/* Bytes queued to the client and not yet written (0 when gone). */
+size_t rt_resp_pending(const struct rt_req *r);
+
+/* request.c */
+void rt_req_dispatch(struct rt_req *r);
+/* Records the error (class for the log, message) and sends it through r->surface. */
+void rt_req_fail(struct rt_req *r, int status, const char *error_class, const char *type,
+                 const char *code, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+/* The client went away (or timed out) before the reply was complete: cancels the upstream,
+ * logs, frees R. */
+void rt_req_abort(struct rt_req *r, int status, const char *error_class, const char *message);
+/* Writes the log row and metrics; called once by rt_resp_end / rt_req_abort. */
+void rt_req_log(struct rt_req *r);
+/* The client's output buffer drained (streaming back-pressure). */
+void rt_req_on_drain(struct rt_req *r);
+void rt_req_free(struct rt_req *r);
+
+/* openai.c */
+void rt_openai_chat(struct rt_req *r);
+void rt_openai_models(struct rt_req *r);
+void rt_openai_model(struct rt_req *r, const char *id);
+/* Validates a chat body (JSON, object, model string, messages array of objects, duplicate
+ * top-level keys). Returns 0 and fills INFO, or 400 with *param (NULL or the field) and a message
+ * in MSG. Pure: no I/O, unit-tested. */
+struct rt_chat_info {
+  char *model_name;        /* malloc'd: the model the client asked for */
+  bool stream;             /* "stream": true */
+  bool client_usage;       /* "stream_options": {"include_usage": true} */
+};
+int rt_openai_validate(const char *body, size_t len, struct rt_chat_info *info, const char **param,
+                       char *msg, size_t msgcap);
+void rt_chat_info_free(struct rt_chat_info *info);
+/* Builds the upstream body from a validated one: the top-level "model" replaced by
+ * UPSTREAM_MODEL (NULL: kept) and, when FORCE_USAGE, stream_options.include_usage set to true;
+ * every other byte unchanged. Returns malloc'd text or NULL (out of memory / malformed). */
+char *rt_openai_upstream_body(const char *body, size_t len, const char *upstream_model,
+                              bool force_usage, size_t *out_len);
+/* Builds the client-visible copy of an upstream JSON object with its top-level "model" replaced
+ * by PUBLIC_NAME (NULL: unchanged). Returns malloc'd text or NULL (then send the original). */
+char *rt_openai_rename_model(const char *s, size_t n, const char *public_name, size_t *out_len);
+
+/* Per provider, built once at startup: the chat URL and the fixed request headers (key included). */
+struct rt_provider_cache {
+  char *chat_url;
+  char **hdr;               /* "Name: value" lines */
+  size_t n_hdr;
+};
+
+/* The server object as seen by request.c and openai.c. */
+struct rt_server {
+  struct event_base *base;
+  const struct pol_config *cfg;
+  struct db_writer *db;
+  struct up_multi *up;
+  struct rt_metrics *metrics;
+  struct evconnlistener *listener;
+  struct rt_conn *conns;
+  size_t n_conns;
+  struct rt_req *reqs;
+  size_t n_reqs;
+  bool draining;
+  int drain_ms;
+  struct event *drain_timer;
+  struct event *sig_int, *sig_term;
+  int64_t started_wall;             /* seconds since the epoch */
+  uint64_t rng;
+  struct rt_provider_cache *prov;   /* [cfg->n_providers] */
+  char *models_json;                /* GET /v1/models reply, built once */
+  size_t models_json_len;
+  char bound[128];                  /* "127.0.0.1:8080" */
+  int port;
+};
+
+int64_t rt_now_us(void);
+int64_t rt_wall_us(void);
+/* Model's index in cfg->models, -1 for NULL. */
+int rt_model_index(const struct pol_config *cfg, const struct pol_model *m);
+
+/* server.c: setup and teardown (cli.c drives them). */
+struct rt_serve_opts {
+  const char *listen;        /* "host:port" override, NULL: config */
+  const char *port_file;     /* write the bound port here, NULL: no */
+  int drain_ms;              /* shutdown deadline for in-flight requests */
+};
+int rt_server_run(const struct pol_config *cfg, struct db_writer *db, const struct rt_serve_opts *o);
+
+#endif

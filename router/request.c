@@ -1,0 +1,203 @@
+/*
+ * request.c: the request lifecycle: route a parsed request to its surface, the one error path,
+ * and the end of every request (one metrics observation, one log row).
+ *
+ * Which requests get a log row: every API request (POST), and every error reply whatever the
+ * path. Successful operational GETs (/healthz, /metrics, /v1/models) are counted in the metrics
+ * but not logged, so monitoring probes do not flood the cost log.
+ */
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router/internal.h"
+
+static bool path_is(const struct rt_req *r, const char *p) {
+  size_t n = strlen(p);
+  return r->head.path_len == n && !memcmp(r->head.target, p, n);
+}
+
+static bool method_is(const struct rt_req *r, const char *m) { return !strcmp(r->head.method, m); }
+
+static void method_not_allowed(struct rt_req *r, const char *allow) {
+  /* the Allow header rides along as a pass-through header of this reply */
+  static const char name[] = "allow";
+  if (r->n_pass < RT_MAX_PASS_HEADERS) {
+    r->pass[r->n_pass].name = name;
+    r->pass[r->n_pass].value = allow;
+    r->n_pass++;
+  }
+  rt_req_fail(r, 405, "method_not_allowed", "invalid_request_error", "method_not_allowed", NULL,
+              "Method %s is not allowed for %.*s (allowed: %s).", r->head.method,
+              (int)r->head.path_len, r->head.target, allow);
+}
+
+static void healthz(struct rt_req *r) {
+  if (r->srv->draining) {
+    static const char body[] = "{\"status\":\"draining\"}";
+    rt_resp_full(r, 503, "application/json", body, sizeof body - 1, NULL, 0);
+  } else {
+    static const char body[] = "{\"status\":\"ok\"}";
+    rt_resp_full(r, 200, "application/json", body, sizeof body - 1, NULL, 0);
+  }
+}
+
+static void metrics(struct rt_req *r) {
+  struct rt_server *s = r->srv;
+  struct rt_gauges g = {.connections = s->n_conns, .in_flight = s->n_reqs ? s->n_reqs - 1 : 0,
+                        .upstream_active = up_multi_active(s->up), .draining = s->draining};
+  if (s->db) db_stats(s->db, &g.db);
+  struct evbuffer *b = evbuffer_new();
+  if (!b) {
+    rt_req_fail(r, 500, "internal", "server_error", NULL, NULL, "out of memory");
+    return;
+  }
+  rt_metrics_render(s->metrics, &g, b);
+  size_t n = evbuffer_get_length(b);
+  rt_resp_full(r, 200, "text/plain; version=0.0.4; charset=utf-8", evbuffer_pullup(b, -1), n, NULL, 0);
+  evbuffer_free(b);
+}
+
+void rt_req_dispatch(struct rt_req *r) {
+  static const char models_prefix[] = "/v1/models/";
+  if (path_is(r, "/v1/chat/completions")) {
+    r->route = RT_ROUTE_CHAT;
+    if (method_is(r, "POST")) rt_openai_chat(r);
+    else method_not_allowed(r, "POST");
+  } else if (path_is(r, "/v1/models")) {
+    r->route = RT_ROUTE_MODELS;
+    if (method_is(r, "GET")) rt_openai_models(r);
+    else method_not_allowed(r, "GET");
+  } else if (r->head.path_len > sizeof models_prefix - 1 &&
+             !memcmp(r->head.target, models_prefix, sizeof models_prefix - 1)) {
+    r->route = RT_ROUTE_MODEL;
+    if (!method_is(r, "GET")) {
+      method_not_allowed(r, "GET");
+      return;
+    }
+    char id[512];
+    const char *raw = r->head.target + sizeof models_prefix - 1;
+    size_t rawlen = r->head.path_len - (sizeof models_prefix - 1);
+    if (rt_url_decode(raw, rawlen, id, sizeof id) < 0) {
+      rt_req_fail(r, 400, "bad_request", "invalid_request_error", NULL, NULL,
+                  "Malformed model id in the URL.");
+      return;
+    }
+    rt_openai_model(r, id);
+  } else if (path_is(r, "/healthz")) {
+    r->route = RT_ROUTE_HEALTHZ;
+    if (method_is(r, "GET")) healthz(r);
+    else method_not_allowed(r, "GET");
+  } else if (path_is(r, "/metrics")) {
+    r->route = RT_ROUTE_METRICS;
+    if (method_is(r, "GET")) metrics(r);
+    else method_not_allowed(r, "GET");
+  } else {
+    r->route = RT_ROUTE_OTHER;
+    rt_req_fail(r, 404, "not_found", "invalid_request_error", "unknown_url", NULL,
+                "Invalid URL (%s %.*s)", r->head.method, (int)(r->head.path_len > 200 ? 200 : r->head.path_len),
+                r->head.target);
+  }
+}
+
+void rt_req_fail(struct rt_req *r, int status, const char *error_class, const char *type,
+                 const char *code, const char *param, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->error_msg, sizeof r->error_msg, fmt, ap);
+  va_end(ap);
+  r->error_class = error_class;
+  r->surface->send_error(r, status, type, code, param, r->error_msg);
+}
+
+void rt_req_on_drain(struct rt_req *r) {
+  if (r->paused && r->xfer) {
+    r->paused = false;
+    up_resume(r->xfer);
+  }
+}
+
+static bool loggable(const struct rt_req *r) {
+  if (r->status >= 400 || r->error_class) return true;
+  switch (r->route) {
+  case RT_ROUTE_HEALTHZ:
+  case RT_ROUTE_METRICS:
+  case RT_ROUTE_MODELS:
+  case RT_ROUTE_MODEL:
+    return false;
+  default:
+    return true;
+  }
+}
+
+void rt_req_log(struct rt_req *r) {
+  struct rt_server *s = r->srv;
+  const struct pol_config *cfg = s->cfg;
+  int64_t t_end = rt_now_us();
+  double total_ms = (double)(t_end - r->t0) / 1e3;
+  double upstream_ms = -1;
+  if (r->t_up_start) upstream_ms = (double)((r->t_up_end ? r->t_up_end : t_end) - r->t_up_start) / 1e3;
+  double overhead_ms = total_ms - (upstream_ms > 0 ? upstream_ms : 0);
+  if (overhead_ms < 0) overhead_ms = 0;
+
+  int64_t cost = -1, baseline = -1;
+  if (r->have_usage && r->model) {
+    cost = pol_cost_pusd(&r->model->price, &r->usage);
+    baseline = pol_baseline_cost_pusd(cfg, r->model, &r->usage);
+  }
+
+  struct rt_observation o = {
+      .route = r->route,
+      .model_index = rt_model_index(cfg, r->model),
+      .status = r->status,
+      .streamed = r->sse_mode,
+      .total_ms = total_ms,
+      .upstream_ms = upstream_ms,
+      .overhead_ms = overhead_ms,
+      .usage = r->have_usage ? &r->usage : NULL,
+      .cost_pusd = cost,
+      .baseline_cost_pusd = baseline,
+  };
+  rt_metrics_observe(s->metrics, &o);
+
+  if (!s->db || !loggable(r)) return;
+  char route[512];
+  const char *provider = NULL, *upstream_model = NULL;
+  if (r->model && r->model->provider) {
+    provider = r->model->provider->name;
+    upstream_model = r->model->upstream_model;
+    snprintf(route, sizeof route, "%s/%s", provider, upstream_model);
+  }
+  char model[257];
+  if (r->model_name) snprintf(model, sizeof model, "%s", r->model_name);
+  struct db_row row = {
+      .started_us = r->wall0_us,
+      .finished_us = r->wall0_us + (t_end - r->t0),
+      .client_api = r->surface->name,
+      .route = provider ? route : NULL,
+      .provider = provider,
+      .model = r->model_name ? model : NULL,
+      .upstream_model = upstream_model,
+      .streamed = r->stream,
+      .input_tokens = r->have_usage ? r->usage.input_tokens : 0,
+      .cached_tokens = r->have_usage ? r->usage.cached_tokens : 0,
+      .cache_write_tokens = r->have_usage ? r->usage.cache_write_tokens : 0,
+      .output_tokens = r->have_usage ? r->usage.output_tokens : 0,
+      .reasoning_tokens = r->have_usage ? r->usage.reasoning_tokens : 0,
+      .cost_pusd = cost,
+      .baseline_cost_pusd = baseline,
+      .total_ms = total_ms,
+      .upstream_ms = upstream_ms,
+      .ttft_ms = r->t_first_token ? (double)(r->t_first_token - r->t0) / 1e3 : -1,
+      .overhead_ms = overhead_ms,
+      .http_status = r->status,
+      .error_class = r->error_class,
+      .error_message = r->error_class ? r->error_msg : NULL,
+      .attempts = r->attempts,
+      .attempt_log = NULL,
+  };
+  snprintf(row.request_id, sizeof row.request_id, "%s", r->id);
+  int rc = db_log(s->db, &row);
+  if (rc < 0) fprintf(stderr, "tiergate: log row %s lost (db_log %d)\n", r->id, rc);
+}
