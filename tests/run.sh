@@ -47,17 +47,36 @@ meson_passed=${ok:-0}
 meson_failed=${fail:-0}
 [ -z "$ok" ] && meson_failed=$((meson_failed + 1))
 
-# Node end-to-end tests (official SDKs against the gateway), if present.
+# Node end-to-end tests (official SDKs against the gateway, tests/e2e), if present. The TAP
+# summary's last "# pass N" / "# fail N" lines are the counts (earlier "# ..." lines are
+# diagnostics, e.g. the gateway's stderr); cancelled tests count as failed; a run that dies
+# without a summary, or finds no test at all, counts as one failure.
 node_passed=0
 node_failed=0
 if [ -f tests/e2e/package.json ]; then
-  if (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>"$root/$build/npm.log"); then
+  if ! command -v node >/dev/null 2>&1; then
+    echo "node is not installed: the end-to-end tests cannot run"
+    node_failed=1
+  elif (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>"$root/$build/npm.log"); then
     TIERGATE_BIN="$root/$build/tiergate" TIERGATE_BUILD_DIR="$root/$build" \
-      node --test --test-reporter=tap --test-concurrency=1 tests/e2e/ 2>&1 | tee "$build/node-tests.log"
-    node_passed=$(awk '/^# pass/ {print $3}' "$build/node-tests.log")
-    node_failed=$(awk '/^# fail/ {print $3}' "$build/node-tests.log")
-    node_passed=${node_passed:-0}
-    node_failed=${node_failed:-1}
+      MOCK_UPSTREAM_BIN="$root/$build/tests/mock/mock_upstream" \
+      node --test --test-reporter=tap --test-concurrency=1 tests/e2e/ >"$build/node-tests.log" 2>&1
+    node_rc=$?
+    cat "$build/node-tests.log"
+    summary() { awk -v k="$1" '$1 == "#" && $2 == k && $3 ~ /^[0-9]+$/ && NF == 3 {n = $3} END {print n}' "$build/node-tests.log"; }
+    node_passed=$(summary pass)
+    node_failed=$(summary fail)
+    node_cancelled=$(summary cancelled)
+    node_tests=$(summary tests)
+    if [ -z "$node_passed" ] || [ -z "$node_failed" ] || [ "${node_tests:-0}" -eq 0 ]; then
+      echo "node test run gave no usable summary (exit $node_rc)"
+      node_passed=${node_passed:-0}
+      node_failed=$(( ${node_failed:-0} + 1 ))
+    else
+      node_failed=$((node_failed + ${node_cancelled:-0}))
+      # A non-zero exit with nothing failed (a crash after the summary, a hook failure) counts too.
+      [ "$node_rc" -ne 0 ] && [ "$node_failed" -eq 0 ] && node_failed=1
+    fi
   else
     cat "$build/npm.log"
     echo "npm ci failed"

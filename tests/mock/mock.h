@@ -81,6 +81,7 @@ struct mock_opts {
   char *tool_arguments;      /* arguments JSON text for the tool call */
   bool no_usage;             /* stream: never send the usage chunk */
   char *tag;                 /* label echoed in /_mock/last?tag= */
+  int fail_times;            /* only the first N requests with this tag get `status` (retries) */
 };
 
 void mock_opts_init(struct mock_opts *o);

@@ -51,6 +51,7 @@ void mock_opts_init(struct mock_opts *o) {
   o->huge_bytes = -1;
   o->error_after_chunks = -1;
   o->tool_calls = -1;
+  o->fail_times = -1;
 }
 
 void mock_opts_free(struct mock_opts *o) {
@@ -107,6 +108,7 @@ static const struct opt_def opt_defs[] = {
     {"tool_arguments", OPT_STR, OFF(tool_arguments), 0},
     {"no_usage", OPT_BOOL, OFF(no_usage), 1},
     {"tag", OPT_STR, OFF(tag), 0},
+    {"fail_times", OPT_INT, OFF(fail_times), INT_MAX},
 };
 
 static const struct opt_def *opt_find(const char *name, size_t len) {

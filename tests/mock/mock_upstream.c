@@ -71,12 +71,21 @@ struct record {
 
 struct conn;
 
+/* Requests seen per tag, for fail_times (a flaky upstream that recovers). */
+#define TAG_COUNTERS 1024
+struct tag_counter {
+  char *tag;
+  long seen;
+};
+
 struct server {
   struct event_base *base;
   bool verbose, record;
   uint64_t seq, rec_n;
   struct record ring[RECORD_RING];
   struct conn *conns;  /* every open connection, to free them at exit */
+  struct tag_counter tags[TAG_COUNTERS];
+  size_t n_tags, next_evict;
   /* counters for /_mock/stats; "requests" counts API requests, not /_mock/ or /healthz */
   uint64_t accepted, open_conns, requests, completed, aborted, resets, bad_requests, active;
   uint64_t max_active;  /* most replies in flight at once (concurrency seen by the upstream) */
@@ -496,6 +505,28 @@ static bool path_ends_with(const char *path, const char *suffix) {
   return pl >= sl && !strcmp(path + pl - sl, suffix);
 }
 
+/* How many requests with TAG came before this one (counts this one). */
+static long tag_seen(struct server *s, const char *tag) {
+  for (size_t i = 0; i < s->n_tags; i++)
+    if (!strcmp(s->tags[i].tag, tag)) return s->tags[i].seen++;
+  struct tag_counter *t;
+  if (s->n_tags < TAG_COUNTERS) {
+    t = &s->tags[s->n_tags++];
+  } else {
+    t = &s->tags[s->next_evict++ % TAG_COUNTERS];
+    free(t->tag);
+  }
+  t->tag = xstrdup(tag);
+  t->seen = 1;
+  return 0;
+}
+
+static void tags_clear(struct server *s) {
+  for (size_t i = 0; i < s->n_tags; i++) free(s->tags[i].tag);
+  s->n_tags = 0;
+  s->next_evict = 0;
+}
+
 /* API requests: parse the body, merge the behaviour options, record, hand to the surface. */
 static void dispatch_api(struct conn *c,
                          void (*surface)(const struct mock_req *, const json_t *,
@@ -514,6 +545,21 @@ static void dispatch_api(struct conn *c,
   if (semi) bad = mock_opts_apply_kv(&c->opts, semi + 1, err, sizeof err);
   json_t *mo = json_object_get(body, "mock");
   if (!bad && mo) bad = mock_opts_apply_json(&c->opts, mo, err, sizeof err);
+  if (!bad && c->opts.fail_times >= 0) {
+    /* A flaky upstream: the first fail_times requests of the tag (or model) fail, then the
+     * faults stop. */
+    const char *key = c->opts.tag ? c->opts.tag : model ? model : "";
+    if (tag_seen(s, key) >= c->opts.fail_times) {
+      c->opts.status = -1;
+      free(c->opts.retry_after);
+      free(c->opts.retry_after_ms);
+      c->opts.retry_after = c->opts.retry_after_ms = NULL;
+      c->opts.delay_ms = -1;
+      c->opts.reset_after_bytes = -1;
+      c->opts.reset_after_chunks = c->opts.close_after_chunks = c->opts.hang_after_chunks = -1;
+      c->opts.error_after_chunks = -1;
+    }
+  }
   c->rec_id = s->record ? record_new(s, rq, c->opts.tag) : 0;
   if (bad) {
     mock_opts_free(&c->opts);  /* no faults on a request we refuse */
@@ -559,6 +605,7 @@ static void dispatch(struct conn *c) {
                              (json_int_t)s->max_active));
   } else if (!strcmp(rq->path, "/_mock/reset") && post) {
     for (int i = 0; i < RECORD_RING; i++) record_clear(&s->ring[i]);
+    tags_clear(s);
     s->requests = s->completed = s->aborted = s->resets = s->bad_requests = s->max_active = 0;
     s->accepted = s->open_conns;
     mock_plan_json(p, 200, json_pack("{s:b}", "ok", 1));
@@ -875,6 +922,7 @@ int main(int argc, char **argv) {
   event_free(sigint);
   event_free(sigterm);
   for (int i = 0; i < RECORD_RING; i++) record_clear(&s->ring[i]);
+  tags_clear(s);
   event_base_free(s->base);
   free(s);
   return 0;

@@ -211,6 +211,26 @@ static json_t *parse_chunks(const struct th_resp *r, int *done) {
   return chunks;
 }
 
+static void test_flaky(void) {
+  struct th_resp r;
+  const char *b = "{\"model\":\"m\",\"messages\":[],\"mock\":{\"tag\":\"flaky\",\"status\":503,"
+                  "\"retry_after\":\"1\",\"fail_times\":2}}";
+  int want[] = {503, 503, 200, 200};
+  for (int i = 0; i < 4; i++) {
+    chat(b, &r);
+    CHECK_EQ_INT(r.status, want[i]);
+    char h[16];
+    CHECK((th_resp_header(&r, "retry-after", h, sizeof h) != NULL) == (want[i] == 503));
+    th_resp_free(&r);
+  }
+  /* Another tag has its own count. */
+  chat("{\"model\":\"m\",\"messages\":[],\"mock\":{\"tag\":\"flaky2\",\"status\":500,"
+       "\"fail_times\":1}}",
+       &r);
+  CHECK_EQ_INT(r.status, 500);
+  th_resp_free(&r);
+}
+
 static void test_stream(void) {
   struct th_resp r;
   int done;
@@ -651,6 +671,7 @@ int main(void) {
   test_plain();
   test_echo();
   test_errors();
+  test_flaky();
   test_stream();
   test_tools();
   test_timing();
