@@ -32,8 +32,8 @@ if [ ! -d "$build" ]; then
     -Dc_args=-fno-sanitize-recover=undefined -Db_lundef=false >/dev/null ||
     { echo "meson setup failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
-if ! ninja -C "$build" >"$build.log" 2>&1; then
-  tail -50 "$build.log"
+if ! ninja -C "$build" >"$build/build-output.log" 2>&1; then
+  tail -50 "$build/build-output.log"
   echo "build failed"
   echo "0 passed, 1 failed"
   exit 1
