@@ -9,6 +9,12 @@
  * symbol is a token by construction and a single character can never equal the concatenation of
  * two whole characters, so that path never produces output; it is left out.
  *
+ * Speed: the merge loop is O(n log n) in the fragment length with a heap that fills with stale
+ * pairs, so a long fragment is cut into words first when that cannot change the result: if no
+ * token has a "▁" after a character that is not "▁" (load checks this: v->spm_words), no merge
+ * can ever join the text before a "▁" to the "▁" itself, so merges on either side of such a
+ * point never interact and each word can be merged on its own, in the same order.
+ *
  * Memory: one symbol per input byte and at most 3 bigrams per symbol (n - 1 at the start, two
  * more per merge), in the caller's scratch buffers; nothing is allocated per token.
  */
@@ -69,8 +75,8 @@ static void try_add(const struct slm_vocab *v, const char *text, const struct sy
                                    .size = size});
 }
 
-int slm_tok_spm(const struct slm_vocab *v, const char *text, size_t len, struct tok_out *o,
-                struct tok_scratch *s) {
+static int spm_run(const struct slm_vocab *v, const char *text, size_t len, struct tok_out *o,
+                   struct tok_scratch *s) {
   if (!len) return 0;
   struct sym *sy = tok_scratch_get(s, SCR_SYMS, len * sizeof *sy);
   struct bigram *h = tok_scratch_get(s, SCR_HEAP, 3 * len * sizeof *h);
@@ -113,4 +119,27 @@ int slm_tok_spm(const struct slm_vocab *v, const char *text, size_t len, struct 
     }
   }
   return 0;
+}
+
+static bool is_marker(const char *p, size_t left) {
+  return left >= 3 && (uint8_t)p[0] == 0xE2 && (uint8_t)p[1] == 0x96 && (uint8_t)p[2] == 0x81;
+}
+
+int slm_tok_spm(const struct slm_vocab *v, const char *text, size_t len, struct tok_out *o,
+                struct tok_scratch *s) {
+  if (!v->spm_words) return spm_run(v, text, len, o, s);
+  /* cut before every "▁" that follows something else */
+  size_t start = 0;
+  bool prev_marker = true;
+  for (size_t i = 0; i < len;) {
+    bool m = is_marker(text + i, len - i);
+    if (m && !prev_marker && i > start) {
+      int rc = spm_run(v, text + start, i - start, o, s);
+      if (rc) return rc;
+      start = i;
+    }
+    prev_marker = m;
+    i += m ? 3 : 1;
+  }
+  return spm_run(v, text + start, len - start, o, s);
 }

@@ -344,14 +344,15 @@ static void del_eog(struct slm_vocab *v, int32_t id) {
     }
 }
 
-/* The first token (lowest id) whose text is one of LITS, or -1. */
+/* The token of the first text in LITS that the vocabulary has, or -1. (llama.cpp takes whichever
+ * its hash map yields first; list order gives the conventional answer: <|eot_id|> rather than
+ * <|end_of_text|> for Llama 3, <|im_end|> for Qwen, <|end|> for Phi-3.) */
 static int32_t first_of(const struct slm_vocab *v, const char *const *lits) {
-  int32_t best = -1;
   for (size_t i = 0; lits[i]; i++) {
     int32_t id = find_lit(v, lits[i]);
-    if (id >= 0 && (best < 0 || id < best)) best = id;
+    if (id >= 0) return id;
   }
-  return best;
+  return -1;
 }
 
 static void make_control(struct slm_vocab *v, int32_t id) {
@@ -814,10 +815,25 @@ int slm_vocab_load(const struct gguf_file *f, struct slm_vocab **out, char *err,
       del_eog(v, end);
       v->strs[end].attr = VA_USER_DEFINED;
     }
+    /* Gemma 4 / PLaMo: "</s>" is ordinary text there, not the end of generation */
+    int32_t es = find_lit(v, "</s>");
+    if (es >= 0 && (find_lit(v, "<|tool_response>") >= 0 || find_lit(v, "<|plamo:eos|>") >= 0)) {
+      del_eog(v, es);
+      v->strs[es].attr = VA_NORMAL;
+    }
   }
 
-  /* newline token */
-  if (v->kind == SLM_VOCAB_SPM) v->nl = v->byte_tok['\n'];
+  /* newline token; may SPM cut its input into words (tok_spm.c) */
+  if (v->kind == SLM_VOCAB_SPM) {
+    v->nl = v->byte_tok['\n'];
+    v->spm_words = true;
+    for (int32_t i = 0; i < n && v->spm_words; i++) {
+      const char *p = v->strs[i].text;
+      uint32_t k = v->strs[i].len, j = 0;
+      while (j + 3 <= k && !memcmp(p + j, "\xE2\x96\x81", 3)) j += 3;   /* leading run */
+      if (j < k && memmem(p + j, k - j, "\xE2\x96\x81", 3)) v->spm_words = false;
+    }
+  }
 
   rc = build_pieces(v, err, errlen);
   if (!rc) rc = build_specials(v, err, errlen);
@@ -1008,7 +1024,7 @@ int32_t slm_vocab_detokenize(const struct slm_vocab *v, const slm_token *toks, i
       k--;
     }
     strip = false;
-    if (total + k <= cap) memcpy(buf + total, p, k);
+    if (k && total + k <= cap) memcpy(buf + total, p, k);
     total += k;
     if (total > INT32_MAX) return INT32_MIN;
   }

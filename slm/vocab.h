@@ -96,9 +96,11 @@ int32_t slm_vocab_detokenize(const struct slm_vocab *v, const slm_token *toks, i
  *   "smollm3"  ChatML with the "## Metadata" system header and /think, /no_think
  *   "llama3"   <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>; Llama 3.1/3.2 templates
  *              add the "Cutting Knowledge Date" system header (Today Date: the date in the
- *              options, else today's date (UTC) where the template calls strftime_now)
- *   "llama2"   [INST] ... [/INST] with <<SYS>> (bos/eos texts between turns)
- *   "mistral-v7" [SYSTEM_PROMPT]...[/SYSTEM_PROMPT][INST]...[/INST]...</s>
+ *              options, else today's local date where the template calls strftime_now, else
+ *              the template's "26 Jul 2024")
+ *   "llama2"   <s>[INST] <<SYS>>\n...\n<</SYS>>\n\nuser [/INST] assistant </s> (Llama-2-chat)
+ *   "mistral"  [INST] user [/INST]assistant</s> (other [INST] templates: Mistral v0.1/v0.2; a
+ *              system message goes in front of the first user message)
  *   "phi3"     <|role|>\n...<|end|>\n (Phi-3.5); "phi3-legacy": Phi-3's user-only form
  *   "phi4"     <|im_start|>role<|im_sep|>...<|im_end|>
  *   "gemma"    <start_of_turn>user|model\n...<end_of_turn>\n (a system message is put in front of
@@ -119,7 +121,7 @@ struct slm_chat_opts {
   const char *eos_text;      /* printed where the template prints eos_token; NULL: the family's
                               * usual text ("</s>", "<|endoftext|>") */
   int enable_thinking;       /* Qwen3/SmolLM3: 0 = template default, 1 = on, -1 = off */
-  const char *date_string;   /* Llama 3.x "Today Date"; NULL: today (UTC), "%d %b %Y" */
+  const char *date_string;   /* Llama 3.x "Today Date"; NULL: today, local time, "%d %b %Y" */
 };
 int32_t slm_chat_render_opts(const char *tmpl, const struct slm_chat_opts *opts,
                              const struct slm_chat_msg *msgs, size_t n, bool add_assistant,

@@ -114,7 +114,8 @@ struct slm_vocab {
   bool ignore_merges;            /* llama3: a word that is a token is emitted whole */
 
   /* SPM */
-  int32_t byte_tok[256];         /* <0xNN> (or the one-byte token) for byte fallback, -1 if none */
+  int32_t byte_tok[256];
+  bool spm_words;                /* no token has "▁" after another character: see tok_spm.c */         /* <0xNN> (or the one-byte token) for byte fallback, -1 if none */
 
   /* special ids (-1 = none) */
   int32_t bos, eos, eot, eom, unk, pad, sep, mask, nl;
