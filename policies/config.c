@@ -17,7 +17,8 @@
  * (the YAML document, temporary strings) dies with the load.
  *
  * Limits: the file is at most 4 MiB; an expanded scalar at most 64 KiB; the walk visits at most
- * 1M nodes (aliases can make a small file describe a huge tree).
+ * 1M nodes (aliases can make a small file describe a huge tree); a provider has at most 64
+ * headers, a model 64 deployments and 64 fallbacks (their checks are quadratic).
  */
 #include "policies/internal.h"
 
@@ -33,6 +34,7 @@
 #define MAX_FILE_BYTES (4u << 20)
 #define MAX_SCALAR_BYTES (64u << 10)
 #define MAX_VISITS 1000000
+#define MAX_LIST 64              /* headers, deployments, fallbacks, failure classes per owner */
 
 /* ================================================================ arena */
 
@@ -758,7 +760,7 @@ static const char *const breaker_keys[] = {"failures", "error_rate", "min_reques
 static const char *const timeouts_keys[] = {"connect", "first_byte", "idle", "total", NULL};
 
 /* A list of strings (or one string) under N, in the tmp arena. */
-static size_t get_str_list(struct ld *ld, const yaml_node_t *n, const char *what,
+static size_t get_str_list(struct ld *ld, const yaml_node_t *n, const char *what, size_t max,
                            const yaml_node_t ***nodes_out) {
   if (n->type == YAML_SCALAR_NODE && !is_null(n)) {
     const yaml_node_t **v = a_alloc(&ld->tmp, sizeof *v);
@@ -771,6 +773,10 @@ static size_t get_str_list(struct ld *ld, const yaml_node_t *n, const char *what
     return 0;
   }
   size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  if (cnt > max) {
+    err_node(ld, n, "too many %s (%zu, at most %zu)", what, cnt, max);
+    return 0;
+  }
   const yaml_node_t **v = a_alloc(&ld->tmp, (cnt ? cnt : 1) * sizeof *v);
   for (size_t i = 0; i < cnt; i++) v[i] = node(ld, n->data.sequence.items.start[i]);
   *nodes_out = v;
@@ -779,8 +785,10 @@ static size_t get_str_list(struct ld *ld, const yaml_node_t *n, const char *what
 
 static bool get_fail_mask(struct ld *ld, const yaml_node_t *n, unsigned *out) {
   const yaml_node_t **items;
-  size_t cnt = get_str_list(ld, n, "failure classes", &items);
-  if (n->type != YAML_SEQUENCE_NODE && cnt == 0) return false;
+  size_t cnt = get_str_list(ld, n, "failure classes", MAX_LIST, &items);
+  if (cnt == 0 && (n->type != YAML_SEQUENCE_NODE || n->data.sequence.items.top !=
+                                                       n->data.sequence.items.start))
+    return false;   /* reported by get_str_list */
   unsigned m = 0;
   bool ok = true;
   for (size_t i = 0; i < cnt; i++) {
@@ -874,6 +882,10 @@ static void parse_header_map(struct ld *ld, const yaml_node_t *n, struct pol_pro
   if (!want_map(ld, n, "headers")) return;
   struct kv *kv;
   size_t k = pairs(ld, n, NULL, "headers", &kv);
+  if (k > MAX_LIST) {
+    err_node(ld, n, "too many headers (%zu, at most %d)", k, MAX_LIST);
+    return;
+  }
   p->headers = a_alloc(ld->A, (k ? k : 1) * sizeof *p->headers);
   for (size_t i = 0; i < k; i++) {
     const char *name = key_str(kv[i].k);
@@ -1127,6 +1139,10 @@ static bool parse_model(struct ld *ld, const yaml_node_t *namen, const yaml_node
       return false;
     }
     size_t cnt = (size_t)(dv->data.sequence.items.top - dv->data.sequence.items.start);
+    if (cnt > MAX_LIST) {
+      err_node(ld, dv, "too many deployments (%zu, at most %d)", cnt, MAX_LIST);
+      return false;
+    }
     m->deployments = a_alloc(ld->A, cnt * sizeof *m->deployments);
     for (size_t i = 0; i < cnt; i++) {
       const yaml_node_t *it = node(ld, dv->data.sequence.items.start[i]);
@@ -1278,7 +1294,7 @@ static void parse_models(struct ld *ld, const yaml_node_t *n, const struct pol_r
     const yaml_node_t *fv = src[i].fallbacks;
     if (!fv || is_null(fv)) continue;
     const yaml_node_t **items;
-    size_t cnt = get_str_list(ld, fv, "model names", &items);
+    size_t cnt = get_str_list(ld, fv, "fallbacks", MAX_LIST, &items);
     struct pol_model *m = &c->models[i];
     m->fallbacks = a_alloc(ld->A, (cnt ? cnt : 1) * sizeof *m->fallbacks);
     for (size_t j = 0; j < cnt; j++) {

@@ -606,6 +606,20 @@ static void test_documents(void) {
   pol_error_format(&errs.e[0], buf, sizeof buf);
   CHECK_STR(buf, "/nonexistent/tiergate.yaml: cannot open: No such file or directory");
 
+  CHECK_EQ_INT(pol_config_load("/tmp", &c, &errs), -EISDIR);
+  pol_error_format(&errs.e[0], buf, sizeof buf);
+  CHECK_STR(buf, "/tmp: read error: Is a directory");
+
+  /* lists whose checks are quadratic are capped */
+  char many[4096] = PROVIDER "models:\n  m:\n    provider: oa\n    fallbacks: [";
+  for (int i = 0; i < 65; i++) {
+    char item[16];
+    snprintf(item, sizeof item, "%sf%d", i ? ", " : "", i);
+    strcat(many, item);
+  }
+  strcat(many, "]\n");
+  EXPECT_ERRORS(many, "t.yaml:8:16: too many fallbacks (65, at most 64)");
+
   /* errors past POL_MAX_ERRORS are counted, the first ones stored in file order */
   char big[8192] = PROVIDER MODEL;
   for (int i = 0; i < 40; i++) {
