@@ -197,15 +197,6 @@ static int get_tensor(struct slm_model *m, struct slm_tensor *t, bool required, 
     return -EINVAL;
   }
   bool vec = ne1 == 0;
-  int64_t want1 = vec ? 1 : ne1;
-  if (g->ne[0] != ne0 || g->ne[1] != want1 || g->ne[2] != 1 || g->ne[3] != 1 ||
-      g->n_dims > (vec ? 1u : 2u)) {
-    set_err(err, errlen,
-            "tensor %s has shape [%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
-            "], expected [%" PRId64 ", %" PRId64 "]",
-            name, g->ne[0], g->ne[1], g->ne[2], g->ne[3], ne0, want1);
-    return -EINVAL;
-  }
   if (float_only && g->type != SLM_TYPE_F32) {
     set_err(err, errlen, "tensor %s has type %s; only F32 is supported for this tensor", name,
             slm_type_name(g->type));
@@ -216,6 +207,15 @@ static int get_tensor(struct slm_model *m, struct slm_tensor *t, bool required, 
     set_err(err, errlen, "tensor %s has type %s, which is not supported", name,
             slm_type_name(g->type));
     return -ENOTSUP;
+  }
+  int64_t want1 = vec ? 1 : ne1;
+  if (g->ne[0] != ne0 || g->ne[1] != want1 || g->ne[2] != 1 || g->ne[3] != 1 ||
+      g->n_dims > (vec ? 1u : 2u)) {
+    set_err(err, errlen,
+            "tensor %s has shape [%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
+            "], expected [%" PRId64 ", %" PRId64 "]",
+            name, g->ne[0], g->ne[1], g->ne[2], g->ne[3], ne0, want1);
+    return -EINVAL;
   }
   size_t rb = slm_row_size(g->type, ne0);
   if (rb == 0 || (uint64_t)rb * (uint64_t)want1 != g->nbytes) {
