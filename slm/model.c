@@ -404,17 +404,13 @@ int32_t slm_detokenize(const struct slm_model *m, const slm_token *toks, int32_t
   return slm_vocab_detokenize(m->vocab, toks, n, buf, cap, remove_leading_space, render_special);
 }
 
-/* TEMPORARY until slm/chat.c lands on main: the wrappers go straight to slm_chat_render /
- * slm_chat_family then (see vocab.h). */
 int32_t slm_chat_apply(const struct slm_model *m, const struct slm_chat_msg *msgs, size_t n,
                        bool add_assistant, char *buf, int32_t cap) {
-  (void)m; (void)msgs; (void)n; (void)add_assistant; (void)buf; (void)cap;
-  return INT32_MIN;
+  return slm_chat_render(slm_vocab_chat_template(m->vocab), msgs, n, add_assistant, buf, cap);
 }
 
 const char *slm_chat_template_name(const struct slm_model *m) {
-  (void)m;
-  return "none";
+  return slm_chat_family(slm_vocab_chat_template(m->vocab));
 }
 
 /* ---------------------------------------------------------------- introspection */
