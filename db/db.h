@@ -10,7 +10,27 @@
  * reserve (counted in db_stats) rather than dropping it, and reports back-pressure so the caller
  * can shed new work; it only fails when the hard cap (queue + reserve) is reached.
  *
- * Thread-safety: db_log() and db_stats() may be called from any thread; open/close from one.
+ * The table is `requests` (schema in db/schema.c): one row per request, money as exact pico-USD
+ * integers (cost_pusd, baseline_cost_pusd) with virtual cost_usd / baseline_cost_usd columns,
+ * indexes on started_us, (model, started_us), (task, started_us) and request_id. Read it with any
+ * SQLite client while the gateway runs (WAL: readers never block the writer).
+ *
+ * Thread-safety: db_log(), db_sync() and db_stats() may be called from any thread; open/close
+ * from one.
+ *
+ * Example
+ *   char err[256];
+ *   struct db_writer *w = db_open("tiergate.db", NULL, err, sizeof err);
+ *   if (!w) { fprintf(stderr, "%s\n", err); return 1; }
+ *   struct db_row row = {.started_us = t0, .finished_us = t1, .model = "gpt-4o-mini",
+ *                        .cost_pusd = 240000000, .baseline_cost_pusd = -1, .http_status = 200};
+ *   snprintf(row.request_id, sizeof row.request_id, "%s", id);
+ *   if (db_log(w, &row) == 1) shed_new_work();   // over queue_cap: the disk is behind
+ *   ...
+ *   db_close(w);                                 // every accepted row is on disk
+ *
+ * Measured (bench_db, 2-core shared machine): about 50k rows/s sustained into a fresh file,
+ * a few microseconds per db_log().
  */
 #ifndef TIERGATE_DB_H
 #define TIERGATE_DB_H

@@ -399,6 +399,40 @@ static void test_reopen_idempotent(void) {
   rm_db(path);
 }
 
+/* Two writers opening one fresh file at once (two gateway processes on one log): both migrate
+ * it without error, the migration runs once, both can write. */
+struct opener { const char *path; struct db_writer *w; char err[256]; };
+static void *open_one(void *p) {
+  struct opener *o = p;
+  o->w = db_open(o->path, NULL, o->err, sizeof o->err);
+  return NULL;
+}
+
+static void test_concurrent_open(void) {
+  const char *path = tmp_path("two.db");
+  struct opener o[4];
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++) {
+    o[i] = (struct opener){.path = path};
+    pthread_create(&th[i], NULL, open_one, &o[i]);
+  }
+  for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+  struct db_row r = {.http_status = 200};
+  for (int i = 0; i < 4; i++) {
+    CHECK_MSG(o[i].w != NULL, "opener %d: %s", i, o[i].err);
+    snprintf(r.request_id, sizeof r.request_id, "w%d", i);
+    if (o[i].w) CHECK_EQ_INT(db_log(o[i].w, &r), 0);
+  }
+  for (int i = 0; i < 4; i++) db_close(o[i].w);
+  CHECK_EQ_INT(count_rows(path), 4);
+  sqlite3 *db = open_ro(path);
+  CHECK_EQ_INT(query_int(db, "PRAGMA user_version"), db_schema_version());
+  CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND "
+                             "name='requests'"), 1);
+  sqlite3_close(db);
+  rm_db(path);
+}
+
 static void test_old_version(void) {
   const char *path = tmp_path("old.db");
   char err[256] = "";
@@ -587,6 +621,7 @@ int main(void) {
   test_threads();
   test_close_flushes();
   test_reopen_idempotent();
+  test_concurrent_open();
   test_old_version();
   test_refusals();
   test_full_queue();
