@@ -7,7 +7,9 @@
  *     of its own (so nothing is dropped). Patterns are compiled once per vocabulary (UTF + UCP,
  *     JIT when available); match data is per call, so one vocabulary serves many threads.
  *  2. Each word is written in the GPT-2 byte alphabet (one stand-in character per byte), one
- *     symbol per byte. With ignore_merges (llama3) a word that is a token is emitted whole.
+ *     symbol per byte. With ignore_merges (llama3) a word that is a token is emitted whole; so is
+ *     a word that is a token the merges are known to rebuild (v->whole, learnt the first time the
+ *     word is merged), which skips the merge loop for most words without changing any result.
  *  3. The adjacent pair with the lowest merge rank (ties: leftmost) is merged until no pair is a
  *     merge. Symbols carry string ids and merges are looked up as integer pairs.
  *  4. Each final symbol is emitted as its token; one that is not a token (possible only with
@@ -141,8 +143,9 @@ static void try_add(const struct slm_vocab *v, const struct sym *sy, int32_t l, 
                                    .size = sy[l].n + sy[r].n});
 }
 
-/* BPE of one pre-tokenized word W (raw bytes, valid UTF-8). */
-static int bpe_word(const struct slm_vocab *v, const uint8_t *w, size_t m, struct tok_out *o,
+/* BPE of one pre-tokenized word W (raw bytes; the merge loop itself does not care whether they
+ * are valid UTF-8). */
+int slm_tok_bpe_word(const struct slm_vocab *v, const uint8_t *w, size_t m, struct tok_out *o,
                     struct tok_scratch *s) {
   if (!m) return 0;
   char *e = tok_scratch_get(s, SCR_WORD, 2 * m);
@@ -158,12 +161,10 @@ static int bpe_word(const struct slm_vocab *v, const uint8_t *w, size_t m, struc
     k += v->byte_enc_len[b];
   }
   sy[m - 1].next = -1;
-  if (v->ignore_merges) {
-    int32_t id = slm_vocab_find_tok(v, e, k);
-    if (id >= 0) {
-      tok_emit(o, id);
-      return 0;
-    }
+  int32_t whole_id = slm_vocab_find_tok(v, e, k);
+  if (whole_id >= 0 && (v->ignore_merges || vocab_whole_get(v, whole_id) == WHOLE_YES)) {
+    tok_emit(o, whole_id);
+    return 0;
   }
   size_t nh = 0;
   for (size_t i = 1; i < m; i++) try_add(v, sy, (int32_t)i - 1, (int32_t)i, h, &nh);
@@ -179,6 +180,8 @@ static int bpe_word(const struct slm_vocab *v, const uint8_t *w, size_t m, struc
     try_add(v, sy, l->prev, b.left, h, &nh);
     try_add(v, sy, b.left, l->next, h, &nh);
   }
+  /* symbol 0 is always the head (merges keep the left symbol) */
+  if (whole_id >= 0) vocab_whole_set(v, whole_id, sy[0].next == -1 && sy[0].sid == whole_id);
   for (int32_t i = 0; i != -1; i = sy[i].next) {
     if (sy[i].sid >= 0 && sy[i].sid < v->n_tokens) {
       tok_emit(o, sy[i].sid);
@@ -215,7 +218,7 @@ static int segs_push(struct segs *g, struct tok_scratch *s, uint32_t off, uint32
 }
 
 /* Splits [off, off + len) of TEXT with pattern RI; each piece (match or gap) goes to OUT, or to
- * bpe_word when OUT is NULL (the last pattern). */
+ * slm_tok_bpe_word when OUT is NULL (the last pattern). */
 static int split(const struct slm_vocab *v, int ri, const uint8_t *text, uint32_t off,
                  uint32_t len, struct segs *out, struct tok_out *o, struct tok_scratch *s) {
   PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
@@ -241,16 +244,16 @@ static int split(const struct slm_vocab *v, int ri, const uint8_t *text, uint32_
     }
     if (ms > prev) {
       rc = out ? segs_push(out, s, off + prev, ms - prev)
-               : bpe_word(v, subj + prev, ms - prev, o, s);
+               : slm_tok_bpe_word(v, subj + prev, ms - prev, o, s);
       if (rc) return rc;
     }
-    rc = out ? segs_push(out, s, off + ms, me - ms) : bpe_word(v, subj + ms, me - ms, o, s);
+    rc = out ? segs_push(out, s, off + ms, me - ms) : slm_tok_bpe_word(v, subj + ms, me - ms, o, s);
     if (rc) return rc;
     prev = pos = me;
   }
   if (prev < len)
     rc = out ? segs_push(out, s, off + prev, len - prev)
-             : bpe_word(v, subj + prev, len - prev, o, s);
+             : slm_tok_bpe_word(v, subj + prev, len - prev, o, s);
   return rc;
 }
 

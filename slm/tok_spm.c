@@ -9,7 +9,8 @@
  * symbol is a token by construction and a single character can never equal the concatenation of
  * two whole characters, so that path never produces output; it is left out.
  *
- * Speed: the merge loop is O(n log n) in the fragment length with a heap that fills with stale
+ * Speed: a chunk that is itself a token which the merge loop is known to rebuild (v->whole,
+ * learnt the first time) is emitted directly. The merge loop is O(n log n) in the fragment length with a heap that fills with stale
  * pairs, so a long fragment is cut into words first when that cannot change the result: if no
  * token has a "▁" after a character that is not "▁" (load checks this: v->spm_words), no merge
  * can ever join the text before a "▁" to the "▁" itself, so merges on either side of such a
@@ -78,6 +79,12 @@ static void try_add(const struct slm_vocab *v, const char *text, const struct sy
 static int spm_run(const struct slm_vocab *v, const char *text, size_t len, struct tok_out *o,
                    struct tok_scratch *s) {
   if (!len) return 0;
+  /* a chunk that is a token the merges are known to rebuild (see v->whole) */
+  int32_t whole_id = slm_vocab_find_tok(v, text, len);
+  if (whole_id >= 0 && vocab_whole_get(v, whole_id) == WHOLE_YES) {
+    tok_emit(o, whole_id);
+    return 0;
+  }
   struct sym *sy = tok_scratch_get(s, SCR_SYMS, len * sizeof *sy);
   struct bigram *h = tok_scratch_get(s, SCR_HEAP, 3 * len * sizeof *h);
   if (!sy || !h) return -ENOMEM;
@@ -105,6 +112,8 @@ static int spm_run(const struct slm_vocab *v, const char *text, size_t len, stru
     try_add(v, text, sy, b.left, l->next, h, &nh);
   }
 
+  if (whole_id >= 0)   /* symbol 0 is the head; a lone symbol covers the whole chunk */
+    vocab_whole_set(v, whole_id, sy[0].next == -1);
   for (int32_t i = 0; i != -1; i = sy[i].next) {
     int32_t id = slm_vocab_find_tok(v, text + sy[i].start, sy[i].n);
     if (id >= 0) {

@@ -219,3 +219,4 @@ int32_t slm_vocab_tokenize(const struct slm_vocab *v, const char *text, size_t l
   if (o.n > cap) return -(int32_t)o.n;
   return (int32_t)o.n;
 }
+

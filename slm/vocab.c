@@ -875,6 +875,8 @@ int slm_vocab_load(const struct gguf_file *f, struct slm_vocab **out, char *err,
     }
   }
 
+  v->whole = calloc((size_t)n, sizeof *v->whole);   /* all WHOLE_UNKNOWN */
+  if (!v->whole) FAIL(-ENOMEM, "out of memory");
   if (v->kind == SLM_VOCAB_BPE) {
     rc = slm_tok_bpe_init(v, err, errlen);
     if (rc) goto fail;
@@ -904,6 +906,7 @@ void slm_vocab_free(struct slm_vocab *v) {
   free(v->piece_off);
   free(v->specials);
   free(v->trie);
+  free((void *)v->whole);
   free(v->chat_template);
   free(v);
 }

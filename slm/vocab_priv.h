@@ -21,6 +21,7 @@
 #ifndef SLM_VOCAB_PRIV_H
 #define SLM_VOCAB_PRIV_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -112,6 +113,13 @@ struct slm_vocab {
   bool re_jit[VOCAB_MAX_REGEX];
   int n_re;
   bool ignore_merges;            /* llama3: a word that is a token is emitted whole */
+  /* Memo per token (WHOLE_*): does the merge step (BPE merges or SPM bigrams) turn the token's
+   * own text into exactly that one token? Filled lazily as a by-product of tokenizing (a word
+   * that is a token runs the merge loop once; the answer is stored), after which such a word
+   * skips the loop with the same result. Atomic bytes with relaxed order: every thread computes
+   * the same deterministic value, so concurrent fills are benign and the vocab stays logically
+   * immutable. */
+  _Atomic uint8_t *whole;
 
   /* SPM */
   int32_t byte_tok[256];
@@ -182,9 +190,20 @@ int slm_tok_spm(const struct slm_vocab *v, const char *text, size_t len, struct 
 /* tok_bpe.c: byte-level BPE of one raw fragment. Returns 0 or a negative errno. */
 int slm_tok_bpe(const struct slm_vocab *v, const char *text, size_t len, struct tok_out *o,
                 struct tok_scratch *s);
+/* tok_bpe.c: BPE merges of one pre-tokenized word (raw bytes). */
+int slm_tok_bpe_word(const struct slm_vocab *v, const uint8_t *w, size_t m, struct tok_out *o,
+                     struct tok_scratch *s);
 /* tok_bpe.c: compiles the pre-tokenizer patterns of v->pre. Returns 0 or -EINVAL with a message. */
 int slm_tok_bpe_init(struct slm_vocab *v, char *err, size_t errlen);
 void slm_tok_bpe_free(struct slm_vocab *v);
+enum { WHOLE_UNKNOWN = 0, WHOLE_YES = 1, WHOLE_NO = 2 };
+static inline int vocab_whole_get(const struct slm_vocab *v, int32_t id) {
+  return atomic_load_explicit(&v->whole[id], memory_order_relaxed);
+}
+static inline void vocab_whole_set(const struct slm_vocab *v, int32_t id, bool yes) {
+  atomic_store_explicit(&v->whole[id], (uint8_t)(yes ? WHOLE_YES : WHOLE_NO),
+                        memory_order_relaxed);
+}
 
 /* The GPT-2 byte alphabet: stand-in code point of byte B. */
 uint32_t slm_bpe_byte_cp(uint8_t b);

@@ -6,8 +6,9 @@
  * For each vocabulary in ../shared/vocab: load time, then REPS tokenize calls (no BOS, specials
  * parsed, as the router does) over the first 4 KiB of ../shared/DESIGN.md (English prose with some
  * Markdown) and over 4 KiB of user-style utterances from ../shared/data/intent/clinc150_test.jsonl;
- * prints microseconds per call, tokens/s and MB/s (best of 5 rounds, so other load on the machine
- * inflates the numbers less), and a detokenize round.
+ * prints microseconds per call, tokens/s and MB/s, and a detokenize round. Times are the calling
+ * thread's CPU time (CLOCK_THREAD_CPUTIME_ID), best of 10 rounds, so that other load on a shared
+ * machine (time spent descheduled) does not count; cache contention still can.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@
 
 static double now_s(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -94,7 +95,7 @@ static void bench(const char *shared, const char *name, const char *label, const
   slm_token *toks = malloc((len + 16) * sizeof *toks);
   int32_t n = slm_vocab_tokenize(v, text, len, toks, (int32_t)len + 16, false, true);
   double best = 1e9;
-  for (int round = 0; round < 5; round++) {
+  for (int round = 0; round < 10; round++) {
     t0 = now_s();
     for (int r = 0; r < reps; r++) slm_vocab_tokenize(v, text, len, toks, (int32_t)len + 16, false, true);
     double dt = (now_s() - t0) / reps;
@@ -102,7 +103,7 @@ static void bench(const char *shared, const char *name, const char *label, const
   }
   char *back = malloc(len * 4 + 64);
   double best_d = 1e9;
-  for (int round = 0; round < 5; round++) {
+  for (int round = 0; round < 10; round++) {
     t0 = now_s();
     for (int r = 0; r < reps; r++) slm_vocab_detokenize(v, toks, n, back, (int32_t)len * 4 + 64, false, false);
     double dt = (now_s() - t0) / reps;

@@ -15,6 +15,7 @@
  * 7. Capacity contract: -(needed) when the output is too small, INT32_MIN on bad arguments.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +209,12 @@ static int vectors_one(const char *name, int *n_pass, int *n_total) {
       for (int j = 0; j < nw; j++) fprintf(stderr, " %d", want[j]);
       fprintf(stderr, "\n");
     }
+    /* again, now that the vocabulary has learnt which words are whole tokens (v->whole) */
+    int32_t ng2 = 0;
+    slm_token *again = tok(l.v, strs[i], lens[i], false, true, &ng2);
+    CHECK_MSG(again && got && ng2 == ng && memcmp(again, got, (size_t)ng * sizeof *got) == 0,
+              "%s: string %d tokenizes differently the second time", name, i);
+    free(again);
     free(got);
   }
   printf("vectors %-52s %d/%d\n", name, pass, n);
@@ -844,8 +851,81 @@ static void test_mini_vocabs(void) {
   mini_free(v, f, buf);
 }
 
+/* ---------------------------------------------------------------- 9. threads */
+
+/* Several threads tokenize the same texts with one freshly loaded vocabulary (its whole-word
+ * memo starts empty and fills concurrently); every result must equal the single-thread one. */
+struct thread_job {
+  const struct slm_vocab *v;
+  const char *const *texts;
+  const slm_token *want;
+  const int32_t *want_n;
+  int bad;
+};
+
+static void *thread_main(void *arg) {
+  struct thread_job *j = arg;
+  for (int rep = 0; rep < 20; rep++) {
+    size_t off = 0;
+    for (int i = 0; j->texts[i]; i++) {
+      slm_token t[512];
+      int32_t n = slm_vocab_tokenize(j->v, j->texts[i], strlen(j->texts[i]), t, 512, false, true);
+      if (n != j->want_n[i] || memcmp(t, j->want + off, (size_t)n * sizeof *t) != 0) j->bad++;
+      off += (size_t)j->want_n[i];
+    }
+  }
+  return NULL;
+}
+
+static void test_threads(void) {
+  static const char *const texts[] = {
+      "The quick brown fox jumps over the lazy dog, again and again.",
+      "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n",
+      "the the the of of and and to to in in is is that that",
+      "numbers 1234567 and words: tokenization, detokenization.",
+      NULL,
+  };
+  const char *files[] = {"vocab/ggml-vocab-qwen2-from-qwen3-tokenizer.gguf",
+                         "vocab/ggml-vocab-llama-spm.gguf", NULL};
+  for (int k = 0; files[k]; k++) {
+    /* reference ids from the shared (already warm) vocabulary */
+    struct loaded ref = load(files[k]);
+    if (!ref.v) continue;
+    slm_token want[2048];
+    int32_t want_n[8];
+    size_t off = 0;
+    for (int i = 0; texts[i]; i++) {
+      want_n[i] = slm_vocab_tokenize(ref.v, texts[i], strlen(texts[i]), want + off, 512, false,
+                                     true);
+      off += (size_t)want_n[i];
+    }
+    /* a fresh copy, cold memo */
+    struct gguf_file *f;
+    struct slm_vocab *v;
+    char err[256];
+    if (gguf_open(check_shared_path(files[k]), &f, err, sizeof err) ||
+        slm_vocab_load(f, &v, err, sizeof err)) {
+      CHECK_MSG(0, "%s: %s", files[k], err);
+      continue;
+    }
+    pthread_t th[4];
+    struct thread_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+      jobs[i] = (struct thread_job){v, texts, want, want_n, 0};
+      pthread_create(&th[i], NULL, thread_main, &jobs[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+      pthread_join(th[i], NULL);
+      CHECK_EQ_INT(jobs[i].bad, 0);
+    }
+    slm_vocab_free(v);
+    gguf_close(f);
+  }
+}
+
 int main(void) {
   test_vectors();
+  test_threads();
   test_mini_vocabs();
   test_load_facts();
   test_round_trips();
