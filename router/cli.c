@@ -49,16 +49,6 @@ static void report_warnings(const struct pol_config *cfg, FILE *f) {
   }
 }
 
-/* The one-line answer to "can it reach my providers": which ones lack a key. */
-static void report_keys(const struct pol_config *cfg) {
-  for (size_t i = 0; i < cfg->n_providers; i++) {
-    const struct pol_provider *p = &cfg->providers[i];
-    if (!p->api_key && p->api_key_env)
-      fprintf(stderr, "tiergate: provider '%s' has no API key: set %s (its models answer 401 until then)\n",
-              p->name, p->api_key_env);
-  }
-}
-
 static void serve_usage(FILE *f) {
   fputs("usage: tiergate serve [--config FILE] [--listen HOST:PORT] [--db PATH]\n"
         "                      [--port-file FILE] [--drain-timeout-ms N]\n"
@@ -108,8 +98,7 @@ int rt_serve_main(int argc, char **argv) {
   }
   fprintf(stderr, "tiergate: config %s: %zu provider(s), %zu model(s)\n", config, cfg->n_providers,
           cfg->n_models);
-  report_warnings(cfg, stderr);
-  report_keys(cfg);
+  report_warnings(cfg, stderr); /* says which providers lack a key, among others */
 
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
     fprintf(stderr, "tiergate: libcurl initialisation failed\n");

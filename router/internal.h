@@ -5,6 +5,8 @@
  *   json.c      top-level JSON member scanner, byte-exact splicing, string escaping
  *   server.c    listener, connections, request reading, response writing, timeouts, drain
  *   request.c   the request lifecycle: routing, errors, timings, the log row, metrics
+ *   call.c      the upstream call: deployment, key, URL, provider headers, timeouts (retries,
+ *               fallbacks and breakers of issue 4 go here)
  *   openai.c    the OpenAI surface: /v1/chat/completions, /v1/models
  *   metrics.c   Prometheus counters and histograms, /metrics
  *   cli.c       `tiergate serve` and `tiergate config check`
@@ -205,6 +207,8 @@ struct rt_req {
 
   /* what it is about */
   const struct pol_model *model;   /* configured model, NULL if none/unknown */
+  const struct pol_deployment *deployment;  /* where the (last) attempt went, NULL before */
+  const struct rt_call_ops *call_ops;
   char *model_name;                /* what the client asked for (may be unknown) */
   bool stream, client_usage;       /* stream:true; stream_options.include_usage:true */
   struct up_transfer *xfer;        /* running upstream transfer */
@@ -260,6 +264,26 @@ void rt_req_log(struct rt_req *r);
 void rt_req_on_drain(struct rt_req *r);
 void rt_req_free(struct rt_req *r);
 
+/* call.c: one upstream call for R (r->model set, r->stream decided). Picks the deployment,
+ * checks its key (401 naming the env var), builds URL and headers, asks ops->build_body for the
+ * body and starts the transfer; the ops get the upstream's events. On any failure to start it
+ * replies through rt_req_fail itself: the caller just returns. */
+struct rt_call_ops {
+  enum pol_provider_kind provider_kind;  /* the upstream API format this surface can speak */
+  const char *path;                      /* appended to the provider's base_url */
+  /* The body to send for UPSTREAM_MODEL (malloc'd, *len set), NULL on failure. */
+  char *(*build_body)(struct rt_req *r, const char *upstream_model, size_t *len);
+  void (*on_headers)(struct rt_req *r, int status, const struct up_header *h, size_t n);
+  int (*on_data)(struct rt_req *r, const char *p, size_t n);    /* UP_DATA_* */
+  /* Exactly once per call (r->xfer already NULL, r->t_up_end set). */
+  void (*on_done)(struct rt_req *r, const struct up_result *res);
+};
+void rt_call_start(struct rt_req *r, const struct rt_call_ops *ops);
+/* Where the request goes / went: the deployment's upstream model and provider name (the model's
+ * first deployment before any attempt); NULL without a model. */
+const char *rt_req_upstream_model(const struct rt_req *r);
+const char *rt_req_provider_name(const struct rt_req *r);
+
 /* openai.c */
 void rt_openai_chat(struct rt_req *r);
 void rt_openai_models(struct rt_req *r);
@@ -284,9 +308,8 @@ char *rt_openai_upstream_body(const char *body, size_t len, const char *upstream
  * by PUBLIC_NAME (NULL: unchanged). Returns malloc'd text or NULL (then send the original). */
 char *rt_openai_rename_model(const char *s, size_t n, const char *public_name, size_t *out_len);
 
-/* Per provider, built once at startup: the chat URL and the fixed request headers (key included). */
+/* Per provider, built once at startup: the fixed request headers (auth included). */
 struct rt_provider_cache {
-  char *chat_url;
   char **hdr;               /* "Name: value" lines */
   size_t n_hdr;
 };

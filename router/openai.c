@@ -253,7 +253,8 @@ char *rt_openai_rename_model(const char *s, size_t n, const char *public_name, s
 
 /* The public name to show in replies, or NULL when it equals the upstream's (no rewrite). */
 static const char *alias_of(const struct rt_req *r) {
-  if (!r->model || !strcmp(r->model->name, r->model->upstream_model)) return NULL;
+  const char *up = rt_req_upstream_model(r);
+  if (!r->model || !up || !strcmp(r->model->name, up)) return NULL;
   return r->model->name;
 }
 
@@ -263,10 +264,7 @@ static bool passed_header(const char *name) {
          !strcasecmp(name, "openai-processing-ms") || !strcasecmp(name, "x-should-retry");
 }
 
-static void on_headers(void *ud, int status, const struct up_header *h, size_t n) {
-  struct rt_req *r = ud;
-  r->t_up_headers = rt_now_us();
-  r->up_status = status;
+static void on_headers(struct rt_req *r, int status, const struct up_header *h, size_t n) {
   size_t need = 0;
   for (size_t i = 0; i < n; i++)
     if (passed_header(h[i].name)) need += strlen(h[i].name) + strlen(h[i].value) + 2;
@@ -387,8 +385,7 @@ static int sse_event(void *ud, const struct up_sse_event *ev) {
   return 0;
 }
 
-static int on_data(void *ud, const char *p, size_t n) {
-  struct rt_req *r = ud;
+static int on_data(struct rt_req *r, const char *p, size_t n) {
   if (r->sse_mode) {
     if (rt_resp_pending(r) > STREAM_HIGH_WATER) {
       r->paused = true;
@@ -423,11 +420,8 @@ static void stream_error(struct rt_req *r, const char *cls, const char *type, co
   rt_resp_end(r);
 }
 
-static void on_done(void *ud, const struct up_result *res) {
-  struct rt_req *r = ud;
-  r->xfer = NULL;
-  r->t_up_end = rt_now_us();
-  const char *pname = r->model->provider->name;
+static void on_done(struct rt_req *r, const struct up_result *res) {
+  const char *pname = rt_req_provider_name(r);
 
   if (res->status != UP_OK) {
     bool timeout = res->status == UP_ERR_TIMEOUT_CONNECT || res->status == UP_ERR_TIMEOUT_FIRST_BYTE ||
@@ -504,6 +498,11 @@ static void on_done(void *ud, const struct up_result *res) {
 
 /* ------------------------------------------------------------------ routes */
 
+static char *build_body(struct rt_req *r, const char *upstream_model, size_t *len) {
+  const char *map = upstream_model && strcmp(upstream_model, r->model_name) ? upstream_model : NULL;
+  return rt_openai_upstream_body(r->body, r->body_len, map, r->stream, len);
+}
+
 void rt_openai_chat(struct rt_req *r) {
   struct rt_server *s = r->srv;
   struct rt_chat_info info;
@@ -526,55 +525,9 @@ void rt_openai_chat(struct rt_req *r) {
     return;
   }
   r->model = m;
-  const struct pol_provider *p = m->provider;
-  if (!p->api_key) {
-    rt_req_fail(r, 401, "missing_api_key", "invalid_request_error", "missing_api_key", NULL,
-                "tiergate has no API key for provider '%s' (model '%s'): set the environment "
-                "variable %s and restart the gateway.",
-                p->name, m->name, p->api_key_env ? p->api_key_env : "(none configured)");
-    return;
-  }
-  if (p->kind != POL_PROVIDER_OPENAI) {
-    rt_req_fail(r, 501, "unsupported", "invalid_request_error", "unsupported_provider", "model",
-                "Model '%s' is served by provider '%s', whose API format cannot be reached from "
-                "/v1/chat/completions yet.", m->name, p->name);
-    return;
-  }
-
-  size_t blen;
-  const char *up_model = strcmp(m->upstream_model, r->model_name) ? m->upstream_model : NULL;
-  char *body = rt_openai_upstream_body(r->body, r->body_len, up_model, r->stream, &blen);
-  if (!body) {
-    rt_req_fail(r, 500, "internal", "server_error", NULL, NULL, "could not build the upstream request");
-    return;
-  }
-  const struct rt_provider_cache *pc = &s->prov[p - s->cfg->providers];
-  const char *hdrs[64];
-  size_t nh = 0;
-  for (size_t i = 0; i < pc->n_hdr && nh < 63; i++) hdrs[nh++] = pc->hdr[i];
-  hdrs[nh++] = r->stream ? "Accept: text/event-stream" : "Accept: application/json";
-  const struct pol_timeouts *to = &m->timeouts;
-  struct up_request rq = {
-      .url = pc->chat_url,
-      .method = "POST",
-      .headers = hdrs,
-      .n_headers = nh,
-      .body = body,
-      .body_len = blen,
-      .connect_timeout_ms = to->connect_ms,
-      .first_byte_timeout_ms = to->first_byte_ms,
-      .idle_timeout_ms = to->idle_ms,
-      .total_timeout_ms = to->total_ms,
-  };
-  static const struct up_callbacks cb = {on_headers, on_data, on_done};
-  r->t_up_start = rt_now_us();
-  r->attempts = 1;
-  r->xfer = up_start(s->up, &rq, &cb, r);
-  free(body);
-  if (!r->xfer) {
-    r->t_up_end = rt_now_us();
-    rt_req_fail(r, 500, "internal", "server_error", NULL, NULL, "could not start the upstream request");
-  }
+  static const struct rt_call_ops ops = {POL_PROVIDER_OPENAI, "/chat/completions", build_body,
+                                         on_headers, on_data, on_done};
+  rt_call_start(r, &ops);
 }
 
 void rt_openai_models(struct rt_req *r) {

@@ -143,7 +143,7 @@ void rt_req_log(struct rt_req *r) {
 
   int64_t cost = -1, baseline = -1;
   if (r->have_usage && r->model) {
-    cost = pol_cost_pusd(&r->model->price, &r->usage);
+    cost = pol_cost_pusd(r->deployment ? &r->deployment->price : &r->model->price, &r->usage);
     baseline = pol_baseline_cost_pusd(cfg, r->model, &r->usage);
   }
 
@@ -164,9 +164,9 @@ void rt_req_log(struct rt_req *r) {
   if (!s->db || !loggable(r)) return;
   char route[512];
   const char *provider = NULL, *upstream_model = NULL;
-  if (r->model && r->model->provider) {
-    provider = r->model->provider->name;
-    upstream_model = r->model->upstream_model;
+  if (r->model) {
+    provider = rt_req_provider_name(r);
+    upstream_model = rt_req_upstream_model(r);
     snprintf(route, sizeof route, "%s/%s", provider, upstream_model);
   }
   char model[257];

@@ -526,9 +526,9 @@ void rt_resp_start(struct rt_req *r, int status, const char *content_type, int64
   if (c->close_after) evbuffer_add(out, "connection: close\r\n", 19);
   else if (r->head.minor == 0) evbuffer_add(out, "connection: keep-alive\r\n", 24);
   evbuffer_add_printf(out, "x-tiergate-request-id: %s\r\n", r->id);
-  if (r->model && r->model->provider)
-    evbuffer_add_printf(out, "x-tiergate-route: %s/%s\r\n", r->model->provider->name,
-                        r->model->upstream_model);
+  if (r->model)
+    evbuffer_add_printf(out, "x-tiergate-route: %s/%s\r\n", rt_req_provider_name(r),
+                        rt_req_upstream_model(r));
   evbuffer_add_printf(out, "x-tiergate-overhead-ms: %.3f\r\n", overhead_ms < 0 ? 0 : overhead_ms);
   for (size_t i = 0; i < r->n_pass; i++)
     evbuffer_add_printf(out, "%s: %s\r\n", r->pass[i].name, r->pass[i].value);
@@ -687,12 +687,18 @@ static int build_provider_cache(struct rt_server *s) {
   for (size_t i = 0; i < cfg->n_providers; i++) {
     const struct pol_provider *p = &cfg->providers[i];
     struct rt_provider_cache *pc = &s->prov[i];
-    size_t n = 3 + p->n_headers;
+    size_t n = 4 + p->n_headers;
     pc->hdr = calloc(n, sizeof *pc->hdr);
     if (!pc->hdr) return -1;
-    if (asprintf(&pc->chat_url, "%s/chat/completions", p->base_url) < 0) return -1;
     size_t k = 0;
-    if (p->api_key && asprintf(&pc->hdr[k++], "Authorization: Bearer %s", p->api_key) < 0) return -1;
+    if (p->kind == POL_PROVIDER_ANTHROPIC) {
+      if (p->api_key && asprintf(&pc->hdr[k++], "x-api-key: %s", p->api_key) < 0) return -1;
+      if (asprintf(&pc->hdr[k++], "anthropic-version: %s",
+                   p->anthropic_version ? p->anthropic_version : "2023-06-01") < 0)
+        return -1;
+    } else {
+      if (p->api_key && asprintf(&pc->hdr[k++], "Authorization: Bearer %s", p->api_key) < 0) return -1;
+    }
     if (asprintf(&pc->hdr[k++], "Content-Type: application/json") < 0) return -1;
     if (asprintf(&pc->hdr[k++], "User-Agent: tiergate/0.1") < 0) return -1;
     for (size_t h = 0; h < p->n_headers; h++)
@@ -705,7 +711,6 @@ static int build_provider_cache(struct rt_server *s) {
 static void free_provider_cache(struct rt_server *s) {
   if (!s->prov) return;
   for (size_t i = 0; i < s->cfg->n_providers; i++) {
-    free(s->prov[i].chat_url);
     for (size_t k = 0; k < s->prov[i].n_hdr; k++) free(s->prov[i].hdr[k]);
     free(s->prov[i].hdr);
   }
