@@ -66,7 +66,7 @@ static void serve_usage(FILE *f) {
 int rt_serve_main(int argc, char **argv) {
   const char *config = DEFAULT_CONFIG, *db_path = NULL;
   struct rt_serve_opts o = {.drain_ms = 10000};
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i];
     const char *next = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -88,7 +88,6 @@ int rt_serve_main(int argc, char **argv) {
       serve_usage(stderr);
       return 2;
     }
-    i++;
   }
 
   struct pol_config *cfg = load(config);
