@@ -107,7 +107,9 @@ const struct gguf_tensor *gguf_find_tensor(const struct gguf_file *f, const char
 
 /* Writer: builds a GGUF v3 file. Keys and tensors are written in insertion order; tensor data is
  * aligned to 32 bytes (or general.alignment if set). Strings are copied. Setting a key a second
- * time replaces its value in place (keeps the first position). The setters never fail visibly:
+ * time removes the old entry and appends the new one at the end, as llama.cpp's gguf_set_val_*
+ * do (so a file rewritten like llama-quantize rewrites it comes out byte-identical). The setters
+ * never fail visibly:
  * errors (out of memory, a bad shape, a duplicate tensor name, a bad alignment) are remembered and
  * returned by gguf_writer_write(). */
 struct gguf_writer;
@@ -139,6 +141,14 @@ void gguf_w_copy_kv(struct gguf_writer *w, const struct gguf_file *f, const stru
  * until gguf_writer_write() returns. */
 void gguf_w_tensor(struct gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
                    const int64_t *ne, const void *data);
+/* A tensor whose bytes are produced at write time, one tensor at a time (so a large model never
+ * sits in memory whole): FILL(CTX, DST, NBYTES, ERR, ERRLEN) must fill DST with the tensor's
+ * NBYTES bytes and return 0, or return a negative errno with a message (the write then fails). */
+typedef int (*gguf_fill_fn)(void *ctx, void *dst, size_t nbytes, char *err, size_t errlen);
+void gguf_w_tensor_fill(struct gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
+                        const int64_t *ne, gguf_fill_fn fill, void *ctx);
+uint64_t gguf_writer_n_tensors(const struct gguf_writer *w);
+
 /* Writes the file (to PATH.tmp, then renamed over PATH, so readers never see half a file);
  * returns 0 or a negative errno and a message in err. Can be called more than once. */
 int gguf_writer_write(struct gguf_writer *w, const char *path, char *err, size_t errlen);

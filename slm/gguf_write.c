@@ -35,7 +35,9 @@ struct wtensor {
   enum slm_type type;
   uint32_t n_dims;
   int64_t ne[GGUF_MAX_DIMS];
-  const void *data;
+  const void *data;        /* or NULL with FILL */
+  gguf_fill_fn fill;
+  void *fill_ctx;
   uint64_t nbytes;
   uint64_t offset;
 };
@@ -145,12 +147,14 @@ static void put_kv(struct gguf_writer *w, const char *key, struct buf *b) {
     set_err(w, -EINVAL, "kv key length %zu not in 1..65535", kl);
     return;
   }
+  /* like llama.cpp's gguf_set_val_*: drop an earlier value, append the new one */
   for (size_t i = 0; i < w->n_kv; i++) {
     if (w->kvs[i].keylen == kl && !memcmp(w->kvs[i].key, key, kl)) {
+      free(w->kvs[i].key);
       free(w->kvs[i].blob);
-      w->kvs[i].blob = b->p;
-      w->kvs[i].blob_n = b->n;
-      return;
+      memmove(&w->kvs[i], &w->kvs[i + 1], (w->n_kv - i - 1) * sizeof w->kvs[0]);
+      w->n_kv--;
+      break;
     }
   }
   if (w->n_kv == w->cap_kv) {
@@ -292,8 +296,23 @@ void gguf_w_copy_kv(struct gguf_writer *w, const struct gguf_file *f, const stru
   put_kv(w, key, &b);
 }
 
+static void add_tensor(struct gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
+                       const int64_t *ne, const void *data, gguf_fill_fn fill, void *fill_ctx);
+
 void gguf_w_tensor(struct gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
                    const int64_t *ne, const void *data) {
+  add_tensor(w, name, type, n_dims, ne, data, NULL, NULL);
+}
+
+void gguf_w_tensor_fill(struct gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
+                        const int64_t *ne, gguf_fill_fn fill, void *ctx) {
+  add_tensor(w, name, type, n_dims, ne, NULL, fill, ctx);
+}
+
+uint64_t gguf_writer_n_tensors(const struct gguf_writer *w) { return w->n_t; }
+
+static void add_tensor(struct gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
+                       const int64_t *ne, const void *data, gguf_fill_fn fill, void *fill_ctx) {
   if (w->err) return;
   size_t nl = strlen(name);
   if (nl == 0 || nl > 1024) {
@@ -308,7 +327,7 @@ void gguf_w_tensor(struct gguf_writer *w, const char *name, enum slm_type type, 
     set_err(w, -EINVAL, "tensor '%s': n_dims %u not in 1..4", name, n_dims);
     return;
   }
-  struct wtensor t = { .type = type, .n_dims = n_dims, .data = data };
+  struct wtensor t = { .type = type, .n_dims = n_dims, .data = data, .fill = fill, .fill_ctx = fill_ctx };
   uint64_t rows = 1;
   for (int d = 0; d < GGUF_MAX_DIMS; d++) {
     t.ne[d] = d < (int)n_dims ? ne[d] : 1;
@@ -421,6 +440,28 @@ static int build_header(struct gguf_writer *w, struct buf *b, uint32_t *align_ou
   return 0;
 }
 
+/* The bytes of tensor T: its data pointer, or FILL run into *SCRATCH (grown as needed). */
+static const void *tensor_bytes(struct gguf_writer *w, const struct wtensor *t, uint8_t **scratch,
+                                size_t *scratch_n) {
+  if (!t->fill) return t->data;
+  if (*scratch_n < t->nbytes) {
+    free(*scratch);
+    *scratch = malloc((size_t)t->nbytes);
+    *scratch_n = *scratch ? (size_t)t->nbytes : 0;
+    if (!*scratch) {
+      set_err(w, -ENOMEM, "out of memory for tensor '%s' (%" PRIu64 " bytes)", t->name, t->nbytes);
+      return NULL;
+    }
+  }
+  char msg[200] = "";
+  int rc = t->fill(t->fill_ctx, *scratch, (size_t)t->nbytes, msg, sizeof msg);
+  if (rc) {
+    set_err(w, rc, "tensor '%s': %s", t->name, msg[0] ? msg : "fill failed");
+    return NULL;
+  }
+  return *scratch;
+}
+
 static int report(struct gguf_writer *w, char *err, size_t errlen) {
   if (err && errlen) snprintf(err, errlen, "%s", w->err ? w->errmsg : "");
   return w->err;
@@ -436,11 +477,20 @@ int gguf_writer_write_mem(struct gguf_writer *w, void **out, size_t *len, char *
     free(b.p);
     return report(w, err, errlen);
   }
+  uint8_t *scratch = NULL;
+  size_t scratch_n = 0;
   for (size_t i = 0; i < w->n_t; i++) {
     const struct wtensor *t = &w->ts[i];
-    buf_put(&b, t->data, (size_t)t->nbytes);
+    const void *src = tensor_bytes(w, t, &scratch, &scratch_n);
+    if (!src) {
+      free(scratch);
+      free(b.p);
+      return report(w, err, errlen);
+    }
+    buf_put(&b, src, (size_t)t->nbytes);
     buf_zero(&b, (align - t->nbytes % align) % align);
   }
+  free(scratch);
   if (b.oom) {
     free(b.p);
     set_err(w, -ENOMEM, "out of memory");
@@ -477,10 +527,19 @@ int gguf_writer_write(struct gguf_writer *w, const char *path, char *err, size_t
     return -en;
   }
   static const uint8_t zeros[4096];
+  uint8_t *scratch = NULL;
+  size_t scratch_n = 0;
   int ok = fwrite(b.p, 1, b.n, fp) == b.n;
+  int fill_failed = 0;
   for (size_t i = 0; ok && i < w->n_t; i++) {
     const struct wtensor *t = &w->ts[i];
-    ok = fwrite(t->data, 1, (size_t)t->nbytes, fp) == t->nbytes;
+    const void *src = tensor_bytes(w, t, &scratch, &scratch_n);
+    if (!src) {
+      ok = 0;
+      fill_failed = 1;
+      break;
+    }
+    ok = fwrite(src, 1, (size_t)t->nbytes, fp) == t->nbytes;
     size_t pad = (align - t->nbytes % align) % align;
     while (ok && pad) {
       size_t k = pad < sizeof zeros ? pad : sizeof zeros;
@@ -498,6 +557,12 @@ int gguf_writer_write(struct gguf_writer *w, const char *path, char *err, size_t
     en = errno;
   }
   free(b.p);
+  free(scratch);
+  if (fill_failed) {
+    unlink(tmp);
+    free(tmp);
+    return report(w, err, errlen);
+  }
   if (!ok) {
     if (!en) en = EIO;
     if (err && errlen) snprintf(err, errlen, "writing %s: %s", tmp, strerror(en));

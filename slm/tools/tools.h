@@ -25,8 +25,11 @@
 #define SLM_TOOLS_TOOLS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "slm/kernels/types.h"
 
 /* The tools; each returns the process exit code. ARGV[0] is the tool name. */
 int slm_tool_info(int argc, char **argv);       /* info.c */
@@ -88,5 +91,47 @@ int slm_tool_usage_error(const char *tool, const char *usage, const char *fmt, .
 
 /* "1.23 MiB"-style size into BUF (returned). */
 const char *slm_tool_fmt_bytes(uint64_t n, char *buf, size_t cap);
+
+/* ---------------------------------------------------------------- quantization mixes (qmix.c) */
+
+/* A llama.cpp "file type" (general.file_type, enum llama_ftype) that quantize/mkmodel can write. */
+struct slm_ftype_info {
+  const char *name;            /* "Q4_K_M" */
+  uint32_t ftype;              /* llama_ftype number, written to general.file_type */
+  enum slm_type default_type;  /* the type most weights get */
+  const char *what;
+};
+/* By name, case-insensitive ("q4_k_m"); NULL if unknown. "Q4_K"/"Q5_K" are aliases of the _M mixes,
+ * as in llama-quantize. */
+const struct slm_ftype_info *slm_ftype_find(const char *name);
+const struct slm_ftype_info *slm_ftype_at(size_t i);   /* iteration; NULL past the end */
+const char *slm_ftype_name(uint32_t ftype);            /* NULL if not one of ours */
+
+/* The per-tensor chooser; call slm_qmix_choose for every tensor in llama.cpp's order
+ * (slm_qmix_cmp_names), since attn_v and ffn_down choices depend on their index. */
+struct slm_qmix {
+  const struct slm_ftype_info *ft;
+  bool pure;             /* every quantizable tensor gets ft->default_type (fallbacks still apply) */
+  bool tied;             /* no output.weight: token_embd is quantized like the output */
+  int n_layer;           /* <arch>.block_count */
+  int n_attention_wv;    /* number of attn_v (or fused qkv) tensors */
+  int i_attention_wv, i_ffn_down, n_fallback;
+};
+void slm_qmix_init(struct slm_qmix *q, const struct slm_ftype_info *ft, bool pure, int n_layer,
+                   bool tied, int n_attention_wv);
+/* The type for tensor NAME with N_DIMS dims and rows of NE0, currently stored as CUR (returned
+ * unchanged for tensors that are never quantized: norms, biases, 1-D tensors). */
+enum slm_type slm_qmix_choose(struct slm_qmix *q, const char *name, uint32_t n_dims, int64_t ne0,
+                              enum slm_type cur);
+bool slm_qmix_counts_as_attn_v(const char *name);
+/* llama.cpp's tensor order (llama_model_loader::weight_name_comparer): tensors outside blocks
+ * first, then by block number, by name within a block. strcmp-style result. */
+int slm_qmix_cmp_names(const char *a, const char *b);
+
+/* quantize.c: IN (F32/F16/BF16 tensors) to OUT with file type FT, as llama-quantize does (kvs
+ * copied, general.quantization_version and general.file_type set, tensors in llama.cpp's order).
+ * Returns 0 or a negative errno with a message. VERBOSE prints one line per tensor to stdout. */
+int slm_quantize_file(const char *in, const char *out, const struct slm_ftype_info *ft, bool pure,
+                      bool verbose, char *err, size_t errlen);
 
 #endif

@@ -57,5 +57,22 @@ expect 2 "--model needs a value" "$bin" slm info --model
 head -c 2000 "$shared/models/tiny-llama-F16.gguf" > "$tmp/trunc.gguf"
 expect 1 "runs past the end of the file" "$bin" slm info -m "$tmp/trunc.gguf"
 
+# mkmodel's plan at the real shapes: the weight sizes llama.cpp reports for the same models
+# (../shared/data/bench/llamacpp.md), which pins the per-tensor type choices of the mixes
+for spec in "smollm2-135m f16 256.6" "smollm2-135m q8_0 136.4" "smollm2-135m q4_0 85.8" \
+            "smollm2-135m q4_k_m 98.9" "qwen2.5-0.5b f16 942.4" "qwen2.5-0.5b q8_0 500.8" \
+            "qwen2.5-0.5b q4_0 330.2" "qwen2.5-0.5b q4_k_m 373.7"; do
+  set -- $spec
+  expect 0 "$3 MiB of weights" "$bin" slm mkmodel --shape "$1" --type "$2" --dry-run
+done
+expect 0 "blk.0.attn_q_norm.weight" "$bin" slm mkmodel --shape qwen3-0.6b --type q8_0 --dry-run
+expect 0 "rope_freqs.weight" "$bin" slm mkmodel --shape llama3.2-1b --type q4_k_m --dry-run
+expect 2 "unknown shape 'gpt-2'" "$bin" slm mkmodel --shape gpt-2 --type f16 -o "$tmp/x.gguf"
+expect 2 "unknown type 'q3_k'" "$bin" slm quantize "$shared/models/tiny-llama-F32.gguf" "$tmp/x.gguf" q3_k
+expect 2 "needs IN OUT TYPE" "$bin" slm quantize "$shared/models/tiny-llama-F32.gguf"
+expect 1 "quantize reads only F32, F16 and BF16" "$bin" slm quantize "$shared/models/tiny-llama-Q8_0.gguf" "$tmp/x.gguf" q4_0
+expect 0 "Q5_K_M), 0 tensors fell back" "$bin" slm quantize -v "$shared/models/tiny-qwen3-F32.gguf" "$tmp/q.gguf" q5_k_m
+expect 0 "Q5_K_M (17)" "$bin" slm info -m "$tmp/q.gguf"
+
 echo "$((checks - fails)) passed, $fails failed"
 [ $fails = 0 ]
