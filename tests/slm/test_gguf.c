@@ -8,7 +8,8 @@
  * 3. Broken input: every truncation of a small valid file, and hand-built files with one defect
  *    each, return an error with a useful message (run under ASan: never an out-of-bounds read).
  *
- * `test_gguf --write-corpus DIR` writes the fuzz seeds (tests/slm/corpus/gguf/) instead.
+ * `test_gguf --write-corpus DIR` writes the fuzz seeds (tests/slm/corpus/gguf/, named .bin because
+ * the repository ignores *.gguf) instead.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -937,8 +938,8 @@ static int write_corpus(const char *dir) {
   size_t len;
   struct gguf_writer *w = build_all_types(tdata, sizeof tdata);
   if (gguf_writer_write_mem(w, &buf, &len, err, sizeof err)) return 1;
-  write_file(dir, "all-types.gguf", buf, len);
-  write_file(dir, "all-types-truncated.gguf", buf, len - 7);
+  write_file(dir, "all-types.bin", buf, len);
+  write_file(dir, "all-types-truncated.bin", buf, len - 7);
   free(buf);
   gguf_writer_free(w);
 
@@ -953,7 +954,7 @@ static int write_corpus(const char *dir) {
     gguf_w_tensor(w, name, (enum slm_type)t, 2, ne, tdata);
   }
   if (gguf_writer_write_mem(w, &buf, &len, err, sizeof err)) return 1;
-  write_file(dir, "every-tensor-type.gguf", buf, len);
+  write_file(dir, "every-tensor-type.bin", buf, len);
   free(buf);
   gguf_writer_free(w);
 
@@ -967,27 +968,27 @@ static int write_corpus(const char *dir) {
   gguf_w_tensor(w, "output_norm.weight", SLM_TYPE_F32, 1, ne, tdata);
   gguf_w_tensor(w, "blk.0.attn_q.weight", SLM_TYPE_F16, 2, ne, tdata);
   if (gguf_writer_write_mem(w, &buf, &len, err, sizeof err)) return 1;
-  write_file(dir, "stories-header.gguf", buf, len);
+  write_file(dir, "stories-header.bin", buf, len);
   free(buf);
   gguf_writer_free(w);
   gguf_close(f);
 
   struct hb h;
   hb_hdr(&h, 2, 0, 0);
-  write_file(dir, "empty-v2.gguf", h.b, h.n);
+  write_file(dir, "empty-v2.bin", h.b, h.n);
   hb_hdr(&h, 3, 2, 1);
   hb_kv_u32(&h, "general.alignment", 32);
   hb_tensor(&h, "a", SLM_TYPE_Q8_0, 32, 1, 0);
   hb_tensor(&h, "b", SLM_TYPE_Q4_0, 32, 2, 64);
   hb_pad(&h, 32);
   hb_zeros(&h, 100);
-  write_file(dir, "two-tensors.gguf", h.b, h.n);
+  write_file(dir, "two-tensors.bin", h.b, h.n);
   hb_hdr(&h, 3, 0, 1);
   hb_str(&h, "k");
   hb_u32(&h, GGUF_VT_ARRAY);
   hb_u32(&h, GGUF_VT_ARRAY);
   hb_u64(&h, 0);
-  write_file(dir, "nested-array.gguf", h.b, h.n);
+  write_file(dir, "nested-array.bin", h.b, h.n);
   return 0;
 }
 
