@@ -41,12 +41,13 @@ static void call_done(void *ud, const struct up_result *res) {
 
 static const struct up_callbacks call_cb = {call_headers, call_data, call_done};
 
-void rt_call_start(struct rt_req *r, const struct rt_call_ops *ops) {
+void rt_call_start(struct rt_req *r, const struct rt_call_ops *const ops_by_kind[RT_PROVIDER_KINDS]) {
   struct rt_server *s = r->srv;
   const struct pol_model *m = r->model;
   const struct pol_deployment *d = m->n_deployments ? &m->deployments[0] : NULL;
   const struct pol_provider *p = d ? d->provider : m->provider;
   r->deployment = d;
+  const struct rt_call_ops *ops = (unsigned)p->kind < RT_PROVIDER_KINDS ? ops_by_kind[p->kind] : NULL;
   r->call_ops = ops;
   if (!p->api_key && p->api_key_env) {
     rt_req_fail(r, 401, "missing_api_key", "invalid_request_error", "missing_api_key", NULL,
@@ -55,7 +56,7 @@ void rt_call_start(struct rt_req *r, const struct rt_call_ops *ops) {
                 p->name, m->name, p->api_key_env);
     return;
   }
-  if (p->kind != ops->provider_kind) {
+  if (!ops) {
     rt_req_fail(r, 501, "unsupported", "invalid_request_error", "unsupported_provider", "model",
                 "Model '%s' is served by provider '%s', whose API format cannot be reached from "
                 "this endpoint yet.", m->name, p->name);

@@ -265,11 +265,13 @@ void rt_req_on_drain(struct rt_req *r);
 void rt_req_free(struct rt_req *r);
 
 /* call.c: one upstream call for R (r->model set, r->stream decided). Picks the deployment,
- * checks its key (401 naming the env var), builds URL and headers, asks ops->build_body for the
- * body and starts the transfer; the ops get the upstream's events. On any failure to start it
- * replies through rt_req_fail itself: the caller just returns. */
+ * checks its key (401 naming the env var), takes the surface's ops for that provider's kind
+ * (ops[kind]; NULL: 501, this surface cannot reach that format yet), builds URL and headers, asks
+ * ops->build_body for the body and starts the transfer; the ops get the upstream's events. On
+ * any failure to start it replies through rt_req_fail itself: the caller just returns.
+ * A surface serves another format by adding ops for that kind that translate (issue 4). */
+#define RT_PROVIDER_KINDS 2   /* POL_PROVIDER_OPENAI, POL_PROVIDER_ANTHROPIC */
 struct rt_call_ops {
-  enum pol_provider_kind provider_kind;  /* the upstream API format this surface can speak */
   const char *path;                      /* appended to the provider's base_url */
   /* The body to send for UPSTREAM_MODEL (malloc'd, *len set), NULL on failure. */
   char *(*build_body)(struct rt_req *r, const char *upstream_model, size_t *len);
@@ -278,7 +280,7 @@ struct rt_call_ops {
   /* Exactly once per call (r->xfer already NULL, r->t_up_end set). */
   void (*on_done)(struct rt_req *r, const struct up_result *res);
 };
-void rt_call_start(struct rt_req *r, const struct rt_call_ops *ops);
+void rt_call_start(struct rt_req *r, const struct rt_call_ops *const ops[RT_PROVIDER_KINDS]);
 /* Where the request goes / went: the deployment's upstream model and provider name (the model's
  * first deployment before any attempt); NULL without a model. */
 const char *rt_req_upstream_model(const struct rt_req *r);

@@ -525,9 +525,12 @@ void rt_openai_chat(struct rt_req *r) {
     return;
   }
   r->model = m;
-  static const struct rt_call_ops ops = {POL_PROVIDER_OPENAI, "/chat/completions", build_body,
-                                         on_headers, on_data, on_done};
-  rt_call_start(r, &ops);
+  /* OpenAI-compatible upstreams get the body as is; Anthropic upstreams need translation (issue 4) */
+  static const struct rt_call_ops to_openai = {"/chat/completions", build_body, on_headers, on_data,
+                                               on_done};
+  static const struct rt_call_ops *const ops[RT_PROVIDER_KINDS] = {
+      [POL_PROVIDER_OPENAI] = &to_openai, [POL_PROVIDER_ANTHROPIC] = NULL};
+  rt_call_start(r, ops);
 }
 
 void rt_openai_models(struct rt_req *r) {

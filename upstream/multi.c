@@ -65,7 +65,7 @@ struct up_transfer {
   double t_start, t_first_byte;
   /* response header block: "name\0value\0" pairs, indexed once complete */
   char *hbuf;
-  size_t hlen;
+  size_t hlen, hcap;
   size_t nh;
   struct up_header *harr;
   int http_status;
@@ -361,10 +361,16 @@ static size_t header_cb(char *p, size_t size, size_t nitems, void *userdata) {
   while (vlen && (*v == ' ' || *v == '\t')) v++, vlen--;
   while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) vlen--;
   if (memchr(p, '\0', nlen) || memchr(v, '\0', vlen)) return n;
-  if (t->hlen + nlen + vlen + 2 > MAX_HEADER_BYTES) return n;
-  if (!t->hbuf) {
-    t->hbuf = malloc(MAX_HEADER_BYTES);
-    if (!t->hbuf) return n;
+  size_t need = t->hlen + nlen + vlen + 2;
+  if (need > MAX_HEADER_BYTES) return n;
+  if (need > t->hcap) {
+    /* grows while the block is read; pointers into it are only taken once it is complete */
+    size_t cap = t->hcap ? t->hcap : 1024;
+    while (cap < need) cap *= 2;
+    char *b = realloc(t->hbuf, cap);
+    if (!b) return n;
+    t->hbuf = b;
+    t->hcap = cap;
   }
   memcpy(t->hbuf + t->hlen, p, nlen);
   t->hbuf[t->hlen + nlen] = '\0';
