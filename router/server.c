@@ -598,8 +598,9 @@ void rt_req_abort(struct rt_req *r, int status, const char *error_class, const c
 static void drain_deadline_cb(evutil_socket_t fd, short kind, void *arg) {
   struct rt_server *s = arg;
   if (!s->draining) {
-    /* accept_error_cb's pause is over */
-    if (s->listener) evconnlistener_enable(s->listener);
+    /* accept_error_cb's pause is over (unless the connection cap holds the listener off) */
+    if (s->listener && s->n_conns < (size_t)s->cfg->limits.max_connections)
+      evconnlistener_enable(s->listener);
     return;
   }
   fprintf(stderr, "tiergate: drain deadline reached, closing %zu connection(s)\n", s->n_conns);
