@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "slm/internal.h"
 #include "slm/slm.h"
 #include "slm/tools/tools.h"
 
@@ -83,6 +84,14 @@ static long proc_status_kb(const char *key) {
     }
   fclose(f);
   return v;
+}
+
+/* Bytes of weights one decode step reads: all of them, except that an untied token embedding is
+ * only looked up (one row); a tied one is read in full by the output projection. */
+static uint64_t decode_bytes(const struct slm_model *m) {
+  uint64_t b = m->tensor_bytes;
+  if (m->output.data != m->tok_embd.data) b -= (uint64_t)m->tok_embd.row_bytes * (uint64_t)(m->tok_embd.ne1 - 1);
+  return b;
 }
 
 static uint64_t rng_state = 0x243F6A8885A308D3ull;
@@ -242,9 +251,10 @@ int slm_tool_bench(int argc, char **argv) {
           json_t *sa = json_array();
           for (long r = 0; r < reps; r++) json_array_append_new(sa, json_real(samples[r]));
           json_array_append_new(
-              out, json_pack("{s:s,s:s,s:I,s:I,s:i,s:i,s:i,s:s,s:f,s:f,s:o,s:I,s:I,s:I}",
+              out, json_pack("{s:s,s:s,s:I,s:I,s:I,s:i,s:i,s:i,s:s,s:f,s:f,s:o,s:I,s:I,s:I}",
                              "model_filename", base, "arch", slm_model_arch(m), "model_size",
                              (json_int_t)slm_model_size_bytes(m), "file_size", (json_int_t)file_bytes,
+                             "weight_bytes_per_token", (json_int_t)decode_bytes(m),
                              "n_threads", slm_context_n_threads(c), "n_prompt", n_prompt, "n_gen",
                              n_gen, "test", test, "avg_ts", mean, "stddev_ts", sd, "samples_ts", sa,
                              "kv_bytes", (json_int_t)slm_context_kv_bytes(c), "vm_rss_kib",
