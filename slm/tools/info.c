@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "slm/gguf.h"
+#include "slm/internal.h"
 #include "slm/tools/tools.h"
+#include "slm/vocab.h"
 
 static const char INFO_USAGE[] =
   "usage: tiergate slm info -m FILE [--tensors] [--kv]\n"
@@ -288,14 +290,38 @@ static int print_info(const char *path, bool all_tensors, bool all_kv) {
     fputs("vocab:         none\n", out);
   }
 
-  /* chat template (raw: the family is recognised by the chat module) */
+  /* what the engine makes of the vocabulary and the template */
+  struct slm_vocab *voc = NULL;
+  char verr[256];
+  if (gguf_find_kv(f, "tokenizer.ggml.model")) {
+    if (slm_vocab_load(f, &voc, verr, sizeof verr) == 0) {
+      fprintf(out, "  tokenizer     %s, %d tokens (loaded by the engine)\n",
+              slm_vocab_kind(voc) == SLM_VOCAB_SPM ? "SentencePiece" : "byte-level BPE",
+              (int)slm_vocab_n_tokens(voc));
+    } else {
+      fprintf(out, "  tokenizer     not usable by the engine: %s\n", verr);
+    }
+  }
   struct gguf_str tmpl;
+  const char *tmpl_z = voc ? slm_vocab_chat_template(voc) : NULL;
   if (gguf_get_str(f, "tokenizer.chat_template", &tmpl) == 0) {
-    fprintf(out, "chat template: %" PRIu64 " bytes: \"", tmpl.n);
-    put_escaped(out, tmpl.p, tmpl.n, 72);
+    fprintf(out, "chat template: %s (%" PRIu64 " bytes in the file): \"",
+            tmpl_z ? slm_chat_family(tmpl_z) : "?", tmpl.n);
+    put_escaped(out, tmpl.p, tmpl.n, 60);
     fputs("\"\n", out);
   } else {
-    fputs("chat template: none in the file\n", out);
+    fprintf(out, "chat template: none in the file (the engine falls back to %s)\n", slm_chat_family(NULL));
+  }
+  slm_vocab_free(voc);
+
+  /* can the engine run it? (loading maps the file and checks arch, tensors and types) */
+  if (gguf_n_tensors(f)) {
+    struct slm_model_params mp = slm_model_default_params();
+    char merr[512];
+    struct slm_model *m = slm_model_load(path, &mp, merr, sizeof merr);
+    if (m) fputs("engine:        supported (loads for inference)\n", out);
+    else fprintf(out, "engine:        not supported: %s\n", merr);
+    slm_model_free(m);
   }
 
   if (all_kv) {

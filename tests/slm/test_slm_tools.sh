@@ -47,7 +47,10 @@ expect 0 "parameters:    0.29 M" "$bin" slm info -m "$shared/models/stories260K.
 expect 0 "vocab:         llama (SentencePiece), 512 tokens" "$bin" slm info -m "$shared/models/stories260K.gguf"
 expect 0 "151936 tokens, 151387 merges, pre-tokenizer 'qwen2'" "$bin" slm info "$shared/vocab/ggml-vocab-qwen2-from-qwen3-tokenizer.gguf"
 expect 0 "eot 151645 \"<|im_end|>\"" "$bin" slm info "$shared/vocab/ggml-vocab-qwen2-from-qwen3-tokenizer.gguf"
-expect 0 "chat template: 269 bytes" "$bin" slm info -m "$shared/vocab/ggml-vocab-phi-3.gguf"
+expect 0 "chat template: phi3-legacy (269 bytes in the file)" "$bin" slm info -m "$shared/vocab/ggml-vocab-phi-3.gguf"
+expect 0 "tokenizer     SentencePiece, 32064 tokens (loaded by the engine)" "$bin" slm info -m "$shared/vocab/ggml-vocab-phi-3.gguf"
+expect 0 "engine:        supported" "$bin" slm info -m "$shared/models/tiny-qwen2-Q4_K_M.gguf"
+expect 0 "none in the file (the engine falls back to chatml)" "$bin" slm info -m "$shared/models/tiny-llama-Q5_1.gguf"
 expect 0 "tokenizer.ggml.add_eos_token (bool) = false" "$bin" slm info --kv -m "$shared/vocab/ggml-vocab-phi-3.gguf"
 expect 1 "not a GGUF file" "$bin" slm info -m "$shared/models/README.md"
 expect 1 "No such file" "$bin" slm info -m "$tmp/none.gguf"
@@ -73,6 +76,10 @@ expect 2 "needs IN OUT TYPE" "$bin" slm quantize "$shared/models/tiny-llama-F32.
 expect 1 "quantize reads only F32, F16 and BF16" "$bin" slm quantize "$shared/models/tiny-llama-Q8_0.gguf" "$tmp/x.gguf" q4_0
 expect 0 "Q5_K_M), 0 tensors fell back" "$bin" slm quantize -v "$shared/models/tiny-qwen3-F32.gguf" "$tmp/q.gguf" q5_k_m
 expect 0 "Q5_K_M (17)" "$bin" slm info -m "$tmp/q.gguf"
+# a mkmodel file: loads in the engine, template recognised
+"$bin" slm mkmodel --shape smollm2-135m --type q4_0 --layers 1 -q -o "$tmp/sm.gguf"
+expect 0 "chat template: chatml" "$bin" slm info -m "$tmp/sm.gguf"
+expect 0 "engine:        supported" "$bin" slm info -m "$tmp/sm.gguf"
 
 echo "$((checks - fails)) passed, $fails failed"
 [ $fails = 0 ]
