@@ -179,6 +179,9 @@ struct rt_surface {
    * rt_req_fail. */
   void (*send_error)(struct rt_req *r, int status, const char *type, const char *code,
                      const char *param, const char *message);
+  /* Ends a stream that already started (status sent) with this API's error event and the end
+   * of the body; used when the gateway itself must cut it (shutdown deadline). */
+  void (*stream_error)(struct rt_req *r, const char *code, const char *message);
 };
 extern const struct rt_surface rt_openai_surface;
 
@@ -329,6 +332,7 @@ struct rt_server {
   struct rt_req *reqs;
   size_t n_reqs;
   bool draining;
+  bool log_pressure;                /* db_log reported back-pressure: shed new API requests */
   int drain_ms;
   struct event *drain_timer;
   struct event *sig_int, *sig_term;

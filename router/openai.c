@@ -57,7 +57,8 @@ static void openai_error(struct rt_req *r, int status, const char *type, const c
   evbuffer_free(b);
 }
 
-const struct rt_surface rt_openai_surface = {"openai", openai_error};
+static void openai_stream_error(struct rt_req *r, const char *code, const char *message);
+const struct rt_surface rt_openai_surface = {"openai", openai_error, openai_stream_error};
 
 /* ------------------------------------------------------------------ validation and rewriting */
 
@@ -418,6 +419,19 @@ static void stream_error(struct rt_req *r, const char *cls, const char *type, co
     evbuffer_free(b);
   }
   rt_resp_end(r);
+}
+
+/* Surface hook: the gateway cuts a started stream (shutdown): error event, end of body. */
+static void openai_stream_error(struct rt_req *r, const char *code, const char *message) {
+  if (!r->sse_mode || r->finished) return;
+  struct evbuffer *b = evbuffer_new();
+  if (!b) return;
+  evbuffer_add(b, "{\"error\":{\"message\":", 20);
+  rt_json_quote(b, message, strlen(message));
+  evbuffer_add_printf(b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"%s\"}}", code);
+  size_t n = evbuffer_get_length(b);
+  send_frame(r, NULL, (const char *)evbuffer_pullup(b, -1), n);
+  evbuffer_free(b);
 }
 
 static void on_done(struct rt_req *r, const struct up_result *res) {

@@ -6,6 +6,7 @@
  * path. Successful operational GETs (/healthz, /metrics, /v1/models) are counted in the metrics
  * but not logged, so monitoring probes do not flood the cost log.
  */
+#include <errno.h>
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,12 +60,26 @@ static void metrics(struct rt_req *r) {
   evbuffer_free(b);
 }
 
+/* API work is refused while the request log is behind (see rt_req_log). */
+static bool shed(struct rt_req *r) {
+  if (!r->srv->log_pressure) return false;
+  static const char name[] = "retry-after", one[] = "1";
+  if (r->n_pass < RT_MAX_PASS_HEADERS) {
+    r->pass[r->n_pass].name = name;
+    r->pass[r->n_pass].value = one;
+    r->n_pass++;
+  }
+  rt_req_fail(r, 503, "overloaded", "server_error", "server_overloaded", NULL,
+              "The gateway is overloaded (its request log is behind); retry shortly.");
+  return true;
+}
+
 void rt_req_dispatch(struct rt_req *r) {
   static const char models_prefix[] = "/v1/models/";
   if (path_is(r, "/v1/chat/completions")) {
     r->route = RT_ROUTE_CHAT;
-    if (method_is(r, "POST")) rt_openai_chat(r);
-    else method_not_allowed(r, "POST");
+    if (!method_is(r, "POST")) method_not_allowed(r, "POST");
+    else if (!shed(r)) rt_openai_chat(r);
   } else if (path_is(r, "/v1/models")) {
     r->route = RT_ROUTE_MODELS;
     if (method_is(r, "GET")) rt_openai_models(r);
@@ -200,4 +215,8 @@ void rt_req_log(struct rt_req *r) {
   snprintf(row.request_id, sizeof row.request_id, "%s", r->id);
   int rc = db_log(s->db, &row);
   if (rc < 0) fprintf(stderr, "tiergate: log row %s lost (db_log %d)\n", r->id, rc);
+  /* 1: the writer is behind and the row went into its reserve; new API work is refused (503)
+   * until a row is queued normally again, so the log catches up instead of losing rows */
+  if (rc == 1 && !s->log_pressure) fprintf(stderr, "tiergate: request log is behind: shedding new requests\n");
+  s->log_pressure = rc == 1 || rc == -ENOSPC;
 }

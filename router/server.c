@@ -595,6 +595,19 @@ void rt_req_abort(struct rt_req *r, int status, const char *error_class, const c
 
 /* ------------------------------------------------------------------ shutdown */
 
+/* Best-effort synchronous write of what is queued (the connection is about to be freed). The
+ * bufferevent keeps its output's front frozen, so the bytes are sent from a peek, not drained. */
+static void flush_now(struct rt_conn *c) {
+  struct evbuffer *out = bufferevent_get_output(c->bev);
+  int fd = bufferevent_getfd(c->bev);
+  struct evbuffer_iovec v[16];
+  int n = evbuffer_peek(out, -1, NULL, v, 16);
+  for (int i = 0; i < n && i < 16; i++) {
+    ssize_t w = send(fd, v[i].iov_base, v[i].iov_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w < (ssize_t)v[i].iov_len) break;
+  }
+}
+
 static void drain_deadline_cb(evutil_socket_t fd, short kind, void *arg) {
   struct rt_server *s = arg;
   if (!s->draining) {
@@ -606,8 +619,18 @@ static void drain_deadline_cb(evutil_socket_t fd, short kind, void *arg) {
   fprintf(stderr, "tiergate: drain deadline reached, closing %zu connection(s)\n", s->n_conns);
   while (s->conns) {
     struct rt_conn *c = s->conns;
-    if (c->state == CONN_PROCESSING && c->req)
-      rt_req_abort(c->req, 503, "shutdown", "the gateway shut down before the reply was complete");
+    if (c->state == CONN_PROCESSING && c->req) {
+      struct rt_req *r = c->req;
+      static const char why[] = "the gateway shut down before the reply was complete";
+      if (r->resp_started && r->surface->stream_error) {
+        /* a stream in progress gets its API's error event and a proper end, written now
+         * (best effort, non-blocking) since the connection is freed right after */
+        r->surface->stream_error(r, "shutdown", why);
+        if (r->resp_chunked) evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+        flush_now(c);
+      }
+      rt_req_abort(r, 503, "shutdown", why);
+    }
     conn_free(c);
   }
   event_base_loopexit(s->base, NULL);

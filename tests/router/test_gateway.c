@@ -212,8 +212,27 @@ int main(void) {
   CHECK(strstr(r.body, "tiergate_overhead_seconds_bucket") != NULL);
   th_resp_free(&r);
 
-  /* clean shutdown: exit 0, every row on disk */
-  int st = th_gw_stop(&gw, SIGTERM, 15000);
+  /* clean shutdown: a request in flight when SIGTERM arrives still completes, new connections
+   * are refused, the process exits 0 by itself, every row is on disk */
+  fd = th_connect(gw.port);
+  th_send_post(fd, "/v1/chat/completions",
+               "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"late\"}],"
+               "\"mock\":{\"delay_ms\":250}}", NULL);
+  api_requests++;
+  th_sleep_ms(80);
+  kill(gw.proc.pid, SIGTERM);
+  th_sleep_ms(80);
+  CHECK_MSG(th_connect(gw.port) < 0, "a new connection was accepted while draining");
+  char *late = NULL;
+  int lrc = 0;
+  size_t ln = th_recv_all(fd, &late, 5000, &lrc);
+  CHECK_MSG(ln > 12 && !strncmp(late, "HTTP/1.1 200", 12), "in-flight reply during drain: %.80s",
+            late ? late : "");
+  CHECK(late && strstr(late, "connection: close") != NULL);
+  CHECK_EQ_INT(lrc, 0); /* closed by the gateway after the reply */
+  free(late);
+  close(fd);
+  int st = th_wait(&gw.proc, 5000); /* it exits by itself once the last connection is gone */
   CHECK_MSG(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "tiergate exit status %d", st);
   json_t *rows = th_db_query(gw.db_path, "SELECT count(*) AS n FROM requests");
   CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(rows, 0), "n")), api_requests);
