@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# tests/bench/gateway/run.sh: tiergate's overhead benchmark. The same open-loop load (loadgen: a
+# fixed request rate, latency measured from each request's intended send time) against the mock
+# upstream directly, through tiergate, and through Portkey's open-source gateway, at fixed rates,
+# plain and streamed; then the highest rate each gateway holds with no errors; tiergate's RSS; and
+# a check that every request through tiergate has its log row. Prints a table with ratios.
+#
+#   tests/bench/gateway/run.sh                  everything (about 5 minutes)
+#   DURATION=5 RATES="500 2000" tests/bench/gateway/run.sh
+#   NO_PORTKEY=1 tests/bench/gateway/run.sh     skip Portkey (no node / npm)
+#
+# Environment: DURATION (s per run, default 10), WARMUP (s, default 2), RATES (default
+# "500 2000 5000"), MAX_RATES (ramp for the highest rate held, default "5000 7500 10000 15000
+# 20000 30000"), BUILD (release build dir, default build), OUT (results dir, default
+# tests/bench/out/gateway-<time>), PIN=1 (pin mock, gateway, loadgen to CPUs 0, 1, 0).
+# Needs: the Debian packages of the README, node + npm for Portkey (npm ci in portkey/).
+# Not part of CI: it takes minutes and wants a quiet machine.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+root=$(pwd)
+here=tests/bench/gateway
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+RATES=${RATES:-"500 2000 5000"}
+MAX_RATES=${MAX_RATES:-"5000 7500 10000 15000 20000 30000"}
+BUILD=${BUILD:-build}
+OUT=${OUT:-tests/bench/out/gateway-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+pin() { if [ "${PIN:-0}" = 1 ]; then echo "taskset -c $1"; fi; }
+
+if [ ! -d "$BUILD" ]; then meson setup "$BUILD" -Dbuildtype=release >/dev/null; fi
+ninja -C "$BUILD" tiergate tests/mock/mock_upstream tests/bench/gateway/loadgen >/dev/null
+TIERGATE="$root/$BUILD/tiergate"
+MOCK="$root/$BUILD/tests/mock/mock_upstream"
+LOADGEN="$root/$BUILD/tests/bench/gateway/loadgen"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# --- the mock upstream (no request recording: it is a benchmark target here)
+$(pin 0) "$MOCK" --no-record >"$OUT/mock.port" 2>"$OUT/mock.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$OUT/mock.port" ] && break; sleep 0.05; done
+MOCK_PORT=$(head -1 "$OUT/mock.port")
+
+# --- tiergate, with its request log in the results dir
+cat >"$OUT/tiergate.yaml" <<EOF
+listen: 127.0.0.1:0
+database: $OUT/tiergate.db
+providers:
+  mock:
+    kind: openai
+    base_url: http://127.0.0.1:$MOCK_PORT/v1
+    api_key_env: TIERGATE_BENCH_KEY
+models:
+  gpt-4o-mini:
+    provider: mock
+  gpt-4o:
+    provider: mock
+default_model: gpt-4o-mini
+baseline_model: gpt-4o
+limits:
+  max_connections: 16384
+retry:
+  max_attempts: 1
+EOF
+TIERGATE_BENCH_KEY=sk-bench $(pin 1) "$TIERGATE" serve --config "$OUT/tiergate.yaml" \
+  --port-file "$OUT/tiergate.port" >"$OUT/tiergate.out" 2>"$OUT/tiergate.log" &
+TG_PID=$!
+pids+=($TG_PID)
+for _ in $(seq 200); do [ -s "$OUT/tiergate.port" ] && break; sleep 0.05; done
+TG_PORT=$(cat "$OUT/tiergate.port")
+
+# --- Portkey (node), pinned in portkey/package-lock.json
+PK_PORT=
+if [ "${NO_PORTKEY:-0}" != 1 ]; then
+  if [ ! -d "$here/portkey/node_modules/@portkey-ai/gateway" ]; then
+    (cd "$here/portkey" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+  PK_PORT=$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+  (cd "$here/portkey" && NODE_ENV=production exec $(pin 1) node \
+    node_modules/@portkey-ai/gateway/build/start-server.js --port="$PK_PORT" --headless \
+    >"$OUT/portkey.log" 2>&1) &
+  PK_PID=$!
+  pids+=($PK_PID)
+  for _ in $(seq 200); do
+    curl -s -o /dev/null "http://127.0.0.1:$PK_PORT/" 2>/dev/null && break
+    sleep 0.1
+  done
+fi
+PK_HEADERS=(--header "x-portkey-provider: openai"
+            --header "x-portkey-custom-host: http://127.0.0.1:$MOCK_PORT/v1"
+            --header "Authorization: Bearer sk-bench")
+
+PLAIN='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"say hello world"}]}'
+STREAM='{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"say hello world"}]}'
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# run TARGET MODE RATE -> $OUT/TARGET-MODE-RATE.json (+ gateway CPU ticks used)
+run() {
+  local target=$1 mode=$2 rate=$3 port extra=() body pid=
+  case $target in
+    direct) port=$MOCK_PORT ;;
+    tiergate) port=$TG_PORT; pid=$TG_PID ;;
+    portkey) port=$PK_PORT; pid=${PK_PID:-}; extra=("${PK_HEADERS[@]}") ;;
+  esac
+  body=$PLAIN
+  [ "$mode" = stream ] && body=$STREAM && extra+=(--stream)
+  local c0=0
+  [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+  $(pin 0) "$LOADGEN" --port "$port" --rate "$rate" --duration "$DURATION" --warmup "$WARMUP" \
+    --body-text "$body" --label "$target-$mode-$rate" "${extra[@]}" \
+    >"$OUT/$target-$mode-$rate.json" 2>>"$OUT/loadgen.log" || true
+  local c1=0
+  [ -n "$pid" ] && c1=$(cpu_ticks "$pid")
+  echo "$target $mode $rate $((c1 - c0))" >>"$OUT/cpu.txt"
+  printf '  %-8s %-6s %6s/s  %s\n' "$target" "$mode" "$rate" \
+    "$(node -e "const r=require('$OUT/$target-$mode-$rate.json');console.log('ok',r.ok,'errors',r.errors,'p50',r.latency_us.p50,'us p99',r.latency_us.p99,'us')" 2>/dev/null || echo '?')"
+  sleep 1
+}
+
+targets="direct tiergate"
+[ -n "$PK_PORT" ] && targets="$targets portkey"
+echo "results in $OUT"
+echo "load: $DURATION s per run after $WARMUP s warm-up; machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for mode in plain stream; do
+  for rate in $RATES; do
+    for target in $targets; do run "$target" "$mode" "$rate"; done
+  done
+done
+
+# Highest rate held with no errors (and the offered rate achieved), per gateway.
+for target in $targets; do
+  for mode in plain stream; do
+    for rate in $MAX_RATES; do
+      [ -f "$OUT/$target-$mode-$rate.json" ] || run "$target" "$mode" "$rate"
+      if ! node -e "const r=require('$OUT/$target-$mode-$rate.json');process.exit(r.errors===0&&r.achieved_rps>=0.97*r.rate&&r.latency_us.p99<100000?0:1)" 2>/dev/null; then
+        break
+      fi
+    done
+  done
+done
+
+grep -E '^(VmRSS|VmHWM)' "/proc/$TG_PID/status" >"$OUT/tiergate.rss" || true
+[ -n "${PK_PID:-}" ] && { grep -E '^(VmRSS|VmHWM)' "/proc/$PK_PID/status" >"$OUT/portkey.rss" 2>/dev/null || true; }
+
+# Clean shutdown: every row must be on disk afterwards.
+kill -TERM "$TG_PID"
+for _ in $(seq 300); do kill -0 "$TG_PID" 2>/dev/null || break; sleep 0.1; done
+sqlite3 "$OUT/tiergate.db" "SELECT COUNT(*), SUM(http_status = 200), COUNT(DISTINCT request_id) FROM requests" >"$OUT/rows.txt"
+
+node "$here/report.mjs" "$OUT" | tee "$OUT/report.md"
