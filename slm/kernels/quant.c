@@ -171,14 +171,15 @@ static void quantize_q8_0_file(const float *x, block_q8_0 *y, int64_t nb) {
 
 /* Both follow llama.cpp's x86 quantize_row_q8_0/q8_1: d = amax/127 stored as half, the floats
  * multiplied by 127/amax (not 1/d) and rounded half to even. nearbyintf rounds in the current
- * mode, which is nearest-even: nothing in this process changes it. */
+ * mode, which is nearest-even: nothing in this process changes it. One deviation: a block whose
+ * amax is below 2^-120 (where 127/amax would overflow) quantizes to zeros instead of garbage. */
 void slm_quantize_q8_0_ref(const float *x, void *vy, int64_t k) {
   block_q8_0 *y = vy;
   for (int64_t i = 0; i < k / QK8_0; i++, x += QK8_0) {
     float amax = 0.0f;
     for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
     y[i].d = slm_f32_to_f16(amax / 127.f);
-    const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+    const float id = amax > 0x1p-120f ? 127.f / amax : 0.0f;
     for (int j = 0; j < QK8_0; j++) y[i].qs[j] = (int8_t)nearbyintf(x[j] * id);
   }
 }
@@ -189,7 +190,7 @@ void slm_quantize_q8_1_ref(const float *x, void *vy, int64_t k) {
     float amax = 0.0f;
     for (int j = 0; j < QK8_1; j++) amax = fmaxf(amax, fabsf(x[j]));
     const float d = amax / 127.f;
-    const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+    const float id = amax > 0x1p-120f ? 127.f / amax : 0.0f;
     int sum = 0;
     for (int j = 0; j < QK8_1; j++) {
       y[i].qs[j] = (int8_t)nearbyintf(x[j] * id);
@@ -200,7 +201,8 @@ void slm_quantize_q8_1_ref(const float *x, void *vy, int64_t k) {
   }
 }
 
-/* quantize_row_q8_K_ref: scale from the signed extreme, so that value maps to -127 exactly. */
+/* quantize_row_q8_K_ref: scale from the signed extreme, so that value maps to -127 exactly.
+ * As above, a block with amax below 2^-120 becomes zeros (llama.cpp: only exact zeros). */
 void slm_quantize_q8_K_ref(const float *x, void *vy, int64_t k) {
   block_q8_K *y = vy;
   for (int64_t i = 0; i < k / QK_K; i++, x += QK_K) {
@@ -208,7 +210,7 @@ void slm_quantize_q8_K_ref(const float *x, void *vy, int64_t k) {
     for (int j = 0; j < QK_K; j++) {
       if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); max = x[j]; }
     }
-    if (amax == 0.0f) {   /* llama.cpp leaves bsums stale here; zero them */
+    if (!(amax > 0x1p-120f)) {   /* llama.cpp leaves bsums stale here; zero them */
       memset(&y[i], 0, sizeof y[i]);
       continue;
     }
