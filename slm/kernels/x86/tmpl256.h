@@ -28,6 +28,8 @@
 #define CAT2(a, b) CAT2_(a, b)
 #define FN(name) CAT2(name, SFX)
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+/* tile loops have compile-time trip counts: unrolled fully, the accumulator arrays become registers */
+#define UNROLL _Pragma("GCC unroll 16")
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -105,19 +107,19 @@ WDEC(dec_q8_0, block_q8_0, {
   ALWAYS_INLINE void FN(name)(const int NR, const int NC, int64_t nb, float *y, int64_t ys,      \
                               const char *w, size_t ws, const char *a, size_t as) {              \
     __m256 acc[T_NR][T_NC], accm[T_NR][T_NC];                                                     \
-    for (int i = 0; i < NR; i++)                                                                  \
-      for (int j = 0; j < NC; j++) acc[i][j] = accm[i][j] = _mm256_setzero_ps();                  \
+    UNROLL for (int i = 0; i < NR; i++)                                                                  \
+      UNROLL for (int j = 0; j < NC; j++) acc[i][j] = accm[i][j] = _mm256_setzero_ps();                  \
     for (int64_t b = 0; b < nb; b++) {                                                            \
       __m256i wu[T_NR], w8[T_NR];                                                                 \
       __m256 dw[T_NR], mw[T_NR];                                                                  \
-      for (int i = 0; i < NR; i++) {                                                              \
+      UNROLL for (int i = 0; i < NR; i++) {                                                              \
         struct FN(wblk) d = DEC((const WT *)(w + i * ws) + b);                                    \
         w8[i] = d.u;                                                                              \
         wu[i] = (SIGNED8 && !T_VNNI) ? _mm256_abs_epi8(d.u) : d.u;                                \
         dw[i] = _mm256_set1_ps(d.d);                                                              \
         mw[i] = _mm256_set1_ps(d.m);                                                              \
       }                                                                                           \
-      for (int j = 0; j < NC; j++) {                                                              \
+      UNROLL for (int j = 0; j < NC; j++) {                                                              \
         const AT *ab = (const AT *)(a + j * as) + b;                                              \
         const __m256i aq = _mm256_loadu_si256((const __m256i *)ab->qs);                           \
         const __m256 da = _mm256_set1_ps(FN(h2f)(ab->d));                                         \
@@ -129,7 +131,7 @@ WDEC(dec_q8_0, block_q8_0, {
         __m256 sa = _mm256_setzero_ps();                                                          \
         if (HAS_M)                                                                                \
           sa = _mm256_zextps128_ps256(_mm_set_ss(FN(h2f)(((const block_q8_1 *)ab)->s)));          \
-        for (int i = 0; i < NR; i++) {                                                            \
+        UNROLL for (int i = 0; i < NR; i++) {                                                            \
           __m256i p;                                                                              \
           if (SIGNED8 && !T_VNNI)                                                                 \
             p = FN(dot_us)(_mm256_setzero_si256(), wu[i], _mm256_sign_epi8(aq, w8[i]));           \
@@ -140,8 +142,8 @@ WDEC(dec_q8_0, block_q8_0, {
         }                                                                                         \
       }                                                                                           \
     }                                                                                             \
-    for (int j = 0; j < NC; j++)                                                                  \
-      for (int i = 0; i < NR; i++)                                                                \
+    UNROLL for (int j = 0; j < NC; j++)                                                                  \
+      UNROLL for (int i = 0; i < NR; i++)                                                                \
         y[j * ys + i] = FN(hsum8)(HAS_M ? _mm256_add_ps(acc[i][j], accm[i][j]) : acc[i][j]);      \
   }
 
@@ -181,14 +183,14 @@ ALWAYS_INLINE void FN(k4_unpack)(const uint8_t *q, uint8_t out[16]) {
   ALWAYS_INLINE void FN(name)(const int NR, const int NC, int64_t nb, float *y, int64_t ys,      \
                               const char *w, size_t ws, const char *a, size_t as) {              \
     __m256 acc[T_NR][T_NCK];                                                                      \
-    for (int i = 0; i < NR; i++)                                                                  \
-      for (int j = 0; j < NC; j++) acc[i][j] = _mm256_setzero_ps();                               \
+    UNROLL for (int i = 0; i < NR; i++)                                                                  \
+      UNROLL for (int j = 0; j < NC; j++) acc[i][j] = _mm256_setzero_ps();                               \
     const __m256i m4 = _mm256_set1_epi8(0x0f);                                                    \
     for (int64_t b = 0; b < nb; b++) {                                                            \
       uint8_t sm[T_NR][16];                                                                       \
       __m256i mins[T_NR];                                                                         \
       float dw[T_NR], dmw[T_NR];                                                                  \
-      for (int i = 0; i < NR; i++) {                                                              \
+      UNROLL for (int i = 0; i < NR; i++) {                                                              \
         const WT *wb = (const WT *)(w + i * ws) + b;                                              \
         FN(k4_unpack)(wb->scales, sm[i]);                                                         \
         __m128i m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm[i] + 8)));           \
@@ -197,15 +199,15 @@ ALWAYS_INLINE void FN(k4_unpack)(const uint8_t *q, uint8_t out[16]) {
         dw[i] = FN(h2f)(wb->d);                                                                   \
         dmw[i] = FN(h2f)(wb->dmin);                                                               \
       }                                                                                           \
-      for (int j = 0; j < NC; j++) {                                                              \
+      UNROLL for (int j = 0; j < NC; j++) {                                                              \
         const block_q8_K *ab = (const block_q8_K *)(a + j * as) + b;                              \
         const __m256i bs = _mm256_loadu_si256((const __m256i *)ab->bsums);                        \
-        for (int i = 0; i < NR; i++) {                                                            \
+        UNROLL for (int i = 0; i < NR; i++) {                                                            \
           const WT *wb = (const WT *)(w + i * ws) + b;                                            \
           __m256i isum = _mm256_setzero_si256();                                                  \
           __m256i qh = _mm256_setzero_si256();                                                    \
           if (IS5) qh = _mm256_loadu_si256((const __m256i *)((const block_q5_K *)wb)->qh);       \
-          for (int k = 0; k < 4; k++) {                                                           \
+          UNROLL for (int k = 0; k < 4; k++) {                                                           \
             const __m256i q = _mm256_loadu_si256((const __m256i *)(wb->qs + 32 * k));             \
             __m256i lo = _mm256_and_si256(q, m4);                                                 \
             __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);                           \
@@ -229,8 +231,8 @@ ALWAYS_INLINE void FN(k4_unpack)(const uint8_t *q, uint8_t out[16]) {
         }                                                                                         \
       }                                                                                           \
     }                                                                                             \
-    for (int j = 0; j < NC; j++)                                                                  \
-      for (int i = 0; i < NR; i++) y[j * ys + i] = FN(hsum8)(acc[i][j]);                          \
+    UNROLL for (int j = 0; j < NC; j++)                                                                  \
+      UNROLL for (int i = 0; i < NR; i++) y[j * ys + i] = FN(hsum8)(acc[i][j]);                          \
   }
 
 TILEK45(tile_q4_K, block_q4_K, 0)
@@ -249,25 +251,25 @@ ALWAYS_INLINE __m256i FN(sc2)(int8_t lo, int8_t hi) {
 ALWAYS_INLINE void FN(tile_q6_K)(const int NR, const int NC, int64_t nb, float *y, int64_t ys,
                                  const char *w, size_t ws, const char *a, size_t as) {
   __m256 acc[T_NR][T_NCK];
-  for (int i = 0; i < NR; i++)
-    for (int j = 0; j < NC; j++) acc[i][j] = _mm256_setzero_ps();
+  UNROLL for (int i = 0; i < NR; i++)
+    UNROLL for (int j = 0; j < NC; j++) acc[i][j] = _mm256_setzero_ps();
   const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x03);
   for (int64_t b = 0; b < nb; b++) {
     __m256i sc16[T_NR];
     float dw[T_NR];
-    for (int i = 0; i < NR; i++) {
+    UNROLL for (int i = 0; i < NR; i++) {
       const block_q6_K *wb = (const block_q6_K *)(w + i * ws) + b;
       sc16[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wb->scales));
       dw[i] = FN(h2f)(wb->d);
     }
-    for (int j = 0; j < NC; j++) {
+    UNROLL for (int j = 0; j < NC; j++) {
       const block_q8_K *ab = (const block_q8_K *)(a + j * as) + b;
       const __m256i bs = _mm256_loadu_si256((const __m256i *)ab->bsums);
-      for (int i = 0; i < NR; i++) {
+      UNROLL for (int i = 0; i < NR; i++) {
         const block_q6_K *wb = (const block_q6_K *)(w + i * ws) + b;
         __m256i isum = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16[i]), 5);
         isum = _mm256_sub_epi32(_mm256_setzero_si256(), isum);
-        for (int h = 0; h < 2; h++) {
+        UNROLL for (int h = 0; h < 2; h++) {
           const uint8_t *ql = wb->ql + 64 * h, *qhp = wb->qh + 32 * h;
           const int8_t *sc = wb->scales + 8 * h, *qa = ab->qs + 128 * h;
           const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
@@ -291,8 +293,8 @@ ALWAYS_INLINE void FN(tile_q6_K)(const int NR, const int NC, int64_t nb, float *
       }
     }
   }
-  for (int j = 0; j < NC; j++)
-    for (int i = 0; i < NR; i++) y[j * ys + i] = FN(hsum8)(acc[i][j]);
+  UNROLL for (int j = 0; j < NC; j++)
+    UNROLL for (int i = 0; i < NR; i++) y[j * ys + i] = FN(hsum8)(acc[i][j]);
 }
 
 /* ---------------------------------------------------------------- entry points */
@@ -366,19 +368,19 @@ ALWAYS_INLINE float FN(sc_bf16)(const void *p, int64_t i) { return slm_bf16_to_f
   ALWAYS_INLINE void FN(tile_##t)(const int NR, const int NC, int64_t n, float *y, int64_t ys,   \
                                   const char *w, size_t ws, const char *a, size_t as) {          \
     __m256 acc[T_NR][T_NC];                                                                       \
-    for (int i = 0; i < NR; i++)                                                                  \
-      for (int j = 0; j < NC; j++) acc[i][j] = _mm256_setzero_ps();                               \
+    UNROLL for (int i = 0; i < NR; i++)                                                                  \
+      UNROLL for (int j = 0; j < NC; j++) acc[i][j] = _mm256_setzero_ps();                               \
     int64_t k = 0;                                                                                \
     for (; k + 8 <= n; k += 8) {                                                                  \
       __m256 wv[T_NR];                                                                            \
-      for (int i = 0; i < NR; i++) wv[i] = FN(ld_##t)(w + i * ws + k * ES);                       \
-      for (int j = 0; j < NC; j++) {                                                              \
+      UNROLL for (int i = 0; i < NR; i++) wv[i] = FN(ld_##t)(w + i * ws + k * ES);                       \
+      UNROLL for (int j = 0; j < NC; j++) {                                                              \
         const __m256 av = FN(ld_##t)(a + j * as + k * ES);                                        \
-        for (int i = 0; i < NR; i++) acc[i][j] = _mm256_fmadd_ps(wv[i], av, acc[i][j]);           \
+        UNROLL for (int i = 0; i < NR; i++) acc[i][j] = _mm256_fmadd_ps(wv[i], av, acc[i][j]);           \
       }                                                                                           \
     }                                                                                             \
-    for (int j = 0; j < NC; j++)                                                                  \
-      for (int i = 0; i < NR; i++) {                                                              \
+    UNROLL for (int j = 0; j < NC; j++)                                                                  \
+      UNROLL for (int i = 0; i < NR; i++) {                                                              \
         float s = FN(hsum8)(acc[i][j]);                                                           \
         for (int64_t r = k; r < n; r++)                                                           \
           s += FN(sc_##t)(w + i * ws, r) * FN(sc_##t)(a + j * as, r);                             \
