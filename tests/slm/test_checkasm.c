@@ -13,7 +13,8 @@
  *    flushes subnormals);
  *  - rmsnorm: 4 ulp of each output; swiglu and exp: 1e-6 relative (polynomial exp), plus 2^-126
  *    absolute where results go subnormal; the softmax sum 1e-6 relative.
- * Also: gemm tiles of odd shapes and strides must write exactly their NR x NC outputs.
+ * Also: gemm tiles of odd shapes and strides must write exactly their NR x NC outputs, each
+ * bit-identical to the same level's vec_dot of that pair (so batching never changes a logit).
  * Runs in well under a second (a few under ASan).
  */
 #include <float.h>
@@ -321,8 +322,13 @@ static void check_gemm(const struct slm_kernels *r, const struct slm_kernels *k)
             if (got != 12345.0f) bad++;
             continue;
           }
-          float want;
+          float want, lone;
           r->vec_dot[t](n, &want, w + e * ws, a + j * as);
+          /* batching must not change results: the tile equals this level's lone dot exactly */
+          k->vec_dot[t](n, &lone, w + e * ws, a + j * as);
+          if (memcmp(&lone, &got, 4) != 0 && bad++ < 3)
+            fprintf(stderr, "%s gemm %s %dx%d y[%d][%d] = %.9g, its vec_dot %.9g\n", lvl, slm_type_name(t), nr,
+                    nc, j, (int)e, got, lone);
           const double tol = dot_tol(t, n, dot_bound(t, at, w + e * ws, a + j * as, n));
           runs++;
           if (!(fabs((double)got - want) <= tol) && bad++ < 3)

@@ -24,4 +24,58 @@ void slm_kernels_fill_avx512_vnni(struct slm_kernels *k) {
   FN(fill_float_dots)(k);
 }
 
-void slm_kernels_fill_avx512_bf16(struct slm_kernels *k) { (void)k; }
+/* ---------------------------------------------------------------- BF16 level */
+
+#define BF16_FN static inline __attribute__((always_inline, target("avx512bf16")))
+
+/* 32 bf16 at p (fewer at the row's end: the rest read as zeros, which add nothing) */
+BF16_FN __m512bh bf16_ld(const char *p, int64_t left) {
+  const __mmask32 m = left >= 32 ? (__mmask32)~0u : (__mmask32)((1u << left) - 1);
+  return (__m512bh)_mm512_maskz_loadu_epi16(m, p);
+}
+
+/* NR x NC tile, one 16-lane accumulator per pair, 32 elements per step (vdpbf16ps: each lane adds
+ * two exact products); the sum order per pair is the same in every tile shape. */
+BF16_FN void tile_bf16_bf16(const int NR, const int NC, int64_t n, float *y, int64_t ys,
+                            const char *w, size_t ws, const char *a, size_t as) {
+  __m512 acc[4][4];
+  UNROLL for (int i = 0; i < NR; i++)
+    UNROLL for (int j = 0; j < NC; j++) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < n; k += 32) {
+    __m512bh wv[4];
+    UNROLL for (int i = 0; i < NR; i++) wv[i] = bf16_ld(w + i * ws + 2 * k, n - k);
+    UNROLL for (int j = 0; j < NC; j++) {
+      const __m512bh av = bf16_ld(a + j * as + 2 * k, n - k);
+      UNROLL for (int i = 0; i < NR; i++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], wv[i], av);
+    }
+  }
+  UNROLL for (int j = 0; j < NC; j++)
+    UNROLL for (int i = 0; i < NR; i++) y[j * ys + i] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+__attribute__((target("avx512bf16")))
+static void vec_dot_bf16_bf16(int64_t n, float *s, const void *w, const void *a) {
+  tile_bf16_bf16(1, 1, n, s, 0, w, 0, a, 0);
+}
+
+__attribute__((target("avx512bf16")))
+static void gemm_bf16_bf16(int64_t n, int nr, int nc, float *y, int64_t ys, const void *w, size_t ws,
+                           const void *a, size_t as) {
+  const char *W = w, *A = a;
+  int j = 0;
+  for (; j + 4 <= nc; j += 4) {
+    int i = 0;
+    for (; i + 4 <= nr; i += 4) tile_bf16_bf16(4, 4, n, y + j * ys + i, ys, W + i * ws, ws, A + j * as, as);
+    for (; i < nr; i++) tile_bf16_bf16(1, 4, n, y + j * ys + i, ys, W + i * ws, ws, A + j * as, as);
+  }
+  for (; j < nc; j++) {
+    int i = 0;
+    for (; i + 4 <= nr; i += 4) tile_bf16_bf16(4, 1, n, y + j * ys + i, ys, W + i * ws, ws, A + j * as, as);
+    for (; i < nr; i++) tile_bf16_bf16(1, 1, n, y + j * ys + i, ys, W + i * ws, ws, A + j * as, as);
+  }
+}
+
+void slm_kernels_fill_avx512_bf16(struct slm_kernels *k) {
+  k->vec_dot[SLM_TYPE_BF16] = vec_dot_bf16_bf16;
+  k->gemm[SLM_TYPE_BF16] = gemm_bf16_bf16;
+}

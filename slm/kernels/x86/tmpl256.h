@@ -363,7 +363,8 @@ ALWAYS_INLINE float FN(sc_f32)(const void *p, int64_t i) { return ((const float 
 ALWAYS_INLINE float FN(sc_f16)(const void *p, int64_t i) { return FN(h2f)(((const slm_f16 *)p)[i]); }
 ALWAYS_INLINE float FN(sc_bf16)(const void *p, int64_t i) { return slm_bf16_to_f32(((const slm_bf16 *)p)[i]); }
 
-/* Float tile: 8 elements per step, one FMA per pair; the n % 8 tail in scalar. */
+/* Float tile: 8 elements per step, one FMA per pair (one 8-lane accumulator per pair, so every
+ * pair sums in the same order in any tile shape); the n % 8 tail in scalar. */
 #define TILEF(t, ES)                                                                              \
   ALWAYS_INLINE void FN(tile_##t)(const int NR, const int NC, int64_t n, float *y, int64_t ys,   \
                                   const char *w, size_t ws, const char *a, size_t as) {          \
@@ -387,20 +388,10 @@ ALWAYS_INLINE float FN(sc_bf16)(const void *p, int64_t i) { return slm_bf16_to_f
         y[j * ys + i] = s;                                                                        \
       }                                                                                           \
   }                                                                                               \
-  static void FN(vec_dot_##t)(int64_t n, float *s, const void *vw, const void *va) {             \
-    const char *w = vw, *a = va;                                                                  \
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                                   \
-    int64_t k = 0;                                                                                \
-    for (; k + 32 <= n; k += 32) {                                                                \
-      s0 = _mm256_fmadd_ps(FN(ld_##t)(w + k * ES), FN(ld_##t)(a + k * ES), s0);                   \
-      s1 = _mm256_fmadd_ps(FN(ld_##t)(w + (k + 8) * ES), FN(ld_##t)(a + (k + 8) * ES), s1);       \
-      s2 = _mm256_fmadd_ps(FN(ld_##t)(w + (k + 16) * ES), FN(ld_##t)(a + (k + 16) * ES), s2);     \
-      s3 = _mm256_fmadd_ps(FN(ld_##t)(w + (k + 24) * ES), FN(ld_##t)(a + (k + 24) * ES), s3);     \
-    }                                                                                             \
-    for (; k + 8 <= n; k += 8) s0 = _mm256_fmadd_ps(FN(ld_##t)(w + k * ES), FN(ld_##t)(a + k * ES), s0); \
-    float r = FN(hsum8)(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));             \
-    for (; k < n; k++) r += FN(sc_##t)(w, k) * FN(sc_##t)(a, k);                                  \
-    *s = r;                                                                                       \
+  /* a lone dot is the 1x1 tile: the same order for every pair whatever the tile shape, so      \
+   * batching rows never changes a result */                                                     \
+  static void FN(vec_dot_##t)(int64_t n, float *s, const void *w, const void *a) {               \
+    FN(tile_##t)(1, 1, n, s, 0, w, 0, a, 0);                                                      \
   }                                                                                               \
   static void FN(gemm_##t)(int64_t n, int nr, int nc, float *y, int64_t ys, const void *w,       \
                            size_t ws, const void *a, size_t as) {                                \
@@ -416,7 +407,7 @@ ALWAYS_INLINE float FN(sc_bf16)(const void *p, int64_t i) { return slm_bf16_to_f
       int i = 0;                                                                                  \
       for (; i + T_NR <= nr; i += T_NR)                                                           \
         FN(tile_##t)(T_NR, 1, n, y + j * ys + i, ys, W + i * ws, ws, A + j * as, as);             \
-      for (; i < nr; i++) FN(vec_dot_##t)(n, y + j * ys + i, W + i * ws, A + j * as);             \
+      for (; i < nr; i++) FN(tile_##t)(1, 1, n, y + j * ys + i, ys, W + i * ws, ws, A + j * as, as); \
     }                                                                                             \
   }
 
