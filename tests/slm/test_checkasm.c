@@ -9,8 +9,8 @@
  *    |got - ref| <= (2 * blocks + 8) * FLT_EPSILON * B, where B bounds every partial term: the
  *    sum over elements of |weight magnitude| * |activation|, with the zero-point / min / +32
  *    corrections counted separately (see weight_mag);
- *  - float dot products: (n / 8 + 8) * FLT_EPSILON * sum |w * a| (+1e-30 for BF16 hardware that
- *    flushes subnormals);
+ *  - float dot products: (n / 8 + 8) * FLT_EPSILON * sum |w * a|; BF16, which accumulates in
+ *    double, 2 * FLT_EPSILON * sum |w * a| + 1e-30 (vdpbf16ps flushes subnormals);
  *  - rmsnorm: 4 ulp of each output; swiglu and exp: 1e-6 relative (polynomial exp), plus 2^-126
  *    absolute where results go subnormal; the softmax sum 1e-6 relative.
  * Also: gemm tiles of odd shapes and strides must write exactly their NR x NC outputs, each
@@ -175,7 +175,9 @@ static double dot_bound(enum slm_type t, enum slm_type at, const void *w, const 
 
 static double dot_tol(enum slm_type t, int64_t n, double B) {
   const int blck = slm_type_infos[t].blck;
-  if (blck == 1) return ((double)n / 8 + 8) * FLT_EPSILON * B + (t == SLM_TYPE_BF16 ? 1e-30 : 0);
+  /* BF16 sums in double (exact products, or vdpbf16ps pairs rounded once), see tmpl256.h */
+  if (t == SLM_TYPE_BF16) return 2 * FLT_EPSILON * B + 1e-30;
+  if (blck == 1) return ((double)n / 8 + 8) * FLT_EPSILON * B;
   return (2.0 * (double)(n / blck) + 8) * FLT_EPSILON * B;
 }
 

@@ -34,23 +34,32 @@ BF16_FN __m512bh bf16_ld(const char *p, int64_t left) {
   return (__m512bh)_mm512_maskz_loadu_epi16(m, p);
 }
 
-/* NR x NC tile, one 16-lane accumulator per pair, 32 elements per step (vdpbf16ps: each lane adds
- * two exact products); the sum order per pair is the same in every tile shape. */
+/*
+ * NR x NC tile. vdpbf16ps on a zero accumulator gives, per lane, w0*a0 + w1*a1 rounded once
+ * (the products are exact); those pair sums are accumulated in double (two 8-lane halves per
+ * pair), so each dot is within ~n/2 roundings of 2^-24 of each *pair* of the exact sum, not of the
+ * running total: as accurate as the double reference for what matters (see tmpl256.h on why BF16
+ * needs it). Subnormal bfloats read as zero (vdpbf16ps), covered by the checkasm tolerance.
+ */
 BF16_FN void tile_bf16_bf16(const int NR, const int NC, int64_t n, float *y, int64_t ys,
                             const char *w, size_t ws, const char *a, size_t as) {
-  __m512 acc[4][4];
+  __m512d lo[4][2], hi[4][2];
   UNROLL for (int i = 0; i < NR; i++)
-    UNROLL for (int j = 0; j < NC; j++) acc[i][j] = _mm512_setzero_ps();
+    UNROLL for (int j = 0; j < NC; j++) lo[i][j] = hi[i][j] = _mm512_setzero_pd();
   for (int64_t k = 0; k < n; k += 32) {
     __m512bh wv[4];
     UNROLL for (int i = 0; i < NR; i++) wv[i] = bf16_ld(w + i * ws + 2 * k, n - k);
     UNROLL for (int j = 0; j < NC; j++) {
       const __m512bh av = bf16_ld(a + j * as + 2 * k, n - k);
-      UNROLL for (int i = 0; i < NR; i++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], wv[i], av);
+      UNROLL for (int i = 0; i < NR; i++) {
+        const __m512 p = _mm512_dpbf16_ps(_mm512_setzero_ps(), wv[i], av);
+        lo[i][j] = _mm512_add_pd(lo[i][j], _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
+        hi[i][j] = _mm512_add_pd(hi[i][j], _mm512_cvtps_pd(_mm512_extractf32x8_ps(p, 1)));
+      }
     }
   }
   UNROLL for (int j = 0; j < NC; j++)
-    UNROLL for (int i = 0; i < NR; i++) y[j * ys + i] = _mm512_reduce_add_ps(acc[i][j]);
+    UNROLL for (int i = 0; i < NR; i++) y[j * ys + i] = (float)_mm512_reduce_add_pd(_mm512_add_pd(lo[i][j], hi[i][j]));
 }
 
 __attribute__((target("avx512bf16")))
@@ -63,10 +72,10 @@ static void gemm_bf16_bf16(int64_t n, int nr, int nc, float *y, int64_t ys, cons
                            const void *a, size_t as) {
   const char *W = w, *A = a;
   int j = 0;
-  for (; j + 4 <= nc; j += 4) {
+  for (; j + 2 <= nc; j += 2) {
     int i = 0;
-    for (; i + 4 <= nr; i += 4) tile_bf16_bf16(4, 4, n, y + j * ys + i, ys, W + i * ws, ws, A + j * as, as);
-    for (; i < nr; i++) tile_bf16_bf16(1, 4, n, y + j * ys + i, ys, W + i * ws, ws, A + j * as, as);
+    for (; i + 4 <= nr; i += 4) tile_bf16_bf16(4, 2, n, y + j * ys + i, ys, W + i * ws, ws, A + j * as, as);
+    for (; i < nr; i++) tile_bf16_bf16(1, 2, n, y + j * ys + i, ys, W + i * ws, ws, A + j * as, as);
   }
   for (; j < nc; j++) {
     int i = 0;
