@@ -10,8 +10,8 @@
  * two whole characters, so that path never produces output; it is left out.
  *
  * Speed: a chunk that is itself a token which the merge loop is known to rebuild (v->whole,
- * learnt the first time) is emitted directly. The merge loop is O(n log n) in the fragment length with a heap that fills with stale
- * pairs, so a long fragment is cut into words first when that cannot change the result: if no
+ * learnt the first time) is emitted directly. The merge loop is O(n log n) in the fragment
+ * length with a heap that fills with stale pairs, so a long fragment is cut into words first when that cannot change the result: if no
  * token has a "▁" after a character that is not "▁" (load checks this: v->spm_words), no merge
  * can ever join the text before a "▁" to the "▁" itself, so merges on either side of such a
  * point never interact and each word can be merged on its own, in the same order.

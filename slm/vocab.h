@@ -31,7 +31,7 @@ enum slm_vocab_kind slm_vocab_kind(const struct slm_vocab *v);
 int32_t slm_vocab_n_tokens(const struct slm_vocab *v);
 slm_token slm_vocab_bos(const struct slm_vocab *v);   /* -1 if none */
 slm_token slm_vocab_eos(const struct slm_vocab *v);   /* -1 if none */
-slm_token slm_vocab_eot(const struct slm_vocab *v);   /* end of turn (<|im_end|>, <|eot_id|>...), -1 if none */
+slm_token slm_vocab_eot(const struct slm_vocab *v);   /* <|im_end|>, <|eot_id|>, ...; -1 if none */
 slm_token slm_vocab_unk(const struct slm_vocab *v);   /* -1 if none */
 slm_token slm_vocab_pad(const struct slm_vocab *v);   /* -1 if none */
 slm_token slm_vocab_nl(const struct slm_vocab *v);    /* the token of "\n", -1 if none */
@@ -68,10 +68,15 @@ const char *slm_vocab_chat_template(const struct slm_vocab *v);
  *   detokenize: concatenated pieces (never NUL-terminated), -(needed) or INT32_MIN for an
  *   out-of-range token. REMOVE_LEADING_SPACE drops the space SentencePiece put in front of the
  *   first word (only for vocabularies with add_space_prefix), so that
- *   detokenize(tokenize(s, add_special)) == s. BPE vocabularies other than qwen2/smollm apply
- *   llama.cpp's clean_up_tokenization_spaces (" ," -> ",", " 's" -> "'s", ...), as Hugging Face
- *   does for them. Bytes of a UTF-8 character split over several byte tokens are simply
- *   concatenated; a sequence cut off at the end comes out as its raw bytes. */
+ *   detokenize(tokenize(s, add_special)) == s (for SentencePiece vocabularies that holds when s
+ *   has no special-token text, after which SPM adds a space as llama.cpp does, and no literal
+ *   "\u2581", which is SentencePiece's space marker and comes back as a space). BPE
+ *   vocabularies other than qwen2/smollm apply llama.cpp's clean_up_tokenization_spaces
+ *   (" ," -> ",", " 's" -> "'s", ...), as Hugging Face does for them. Bytes of a UTF-8
+ *   character split over several byte tokens are simply concatenated; a sequence cut off at the
+ *   end comes out as its raw bytes.
+ *   Memory: a call allocates scratch proportional to its longest word (about 80 bytes per byte;
+ *   the text itself is never copied whole except to replace invalid UTF-8); callers cap input. */
 int32_t slm_vocab_tokenize(const struct slm_vocab *v, const char *text, size_t len, slm_token *out,
                            int32_t cap, bool add_special, bool parse_special);
 int32_t slm_vocab_token_to_piece(const struct slm_vocab *v, slm_token t, char *buf, int32_t cap,

@@ -122,8 +122,8 @@ struct slm_vocab {
   _Atomic uint8_t *whole;
 
   /* SPM */
-  int32_t byte_tok[256];
-  bool spm_words;                /* no token has "▁" after another character: see tok_spm.c */         /* <0xNN> (or the one-byte token) for byte fallback, -1 if none */
+  int32_t byte_tok[256];         /* <0xNN> (or the one-byte token) for byte fallback, -1 if none */
+  bool spm_words;                /* no token has "▁" after another character: see tok_spm.c */
 
   /* special ids (-1 = none) */
   int32_t bos, eos, eot, eom, unk, pad, sep, mask, nl;
