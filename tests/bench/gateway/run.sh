@@ -119,6 +119,9 @@ run() {
   local c1=0
   [ -n "$pid" ] && c1=$(cpu_ticks "$pid")
   echo "$target $mode $rate $((c1 - c0))" >>"$OUT/cpu.txt"
+  if [ -n "$pid" ]; then
+    echo "$target $mode $rate $(awk '/^VmRSS/ {r=$2} /^VmHWM/ {h=$2} END {print r, h}' "/proc/$pid/status")" >>"$OUT/rss.txt"
+  fi
   printf '  %-8s %-6s %6s/s  %s\n' "$target" "$mode" "$rate" \
     "$(node -e "const r=require('$OUT/$target-$mode-$rate.json');console.log('ok',r.ok,'errors',r.errors,'p50',r.latency_us.p50,'us p99',r.latency_us.p99,'us')" 2>/dev/null || echo '?')"
   sleep 1
@@ -127,6 +130,8 @@ run() {
 targets="direct tiergate"
 [ -n "$PK_PORT" ] && targets="$targets portkey"
 echo "results in $OUT"
+nproc >"$OUT/nproc.txt"
+cut -d' ' -f1-3 /proc/loadavg >"$OUT/load.txt"
 echo "load: $DURATION s per run after $WARMUP s warm-up; machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for mode in plain stream; do
   for rate in $RATES; do
@@ -147,6 +152,7 @@ for target in $targets; do
 done
 
 grep -E '^(VmRSS|VmHWM)' "/proc/$TG_PID/status" >"$OUT/tiergate.rss" || true
+echo "$(cat "$OUT/load.txt") at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" >"$OUT/load.txt"
 [ -n "${PK_PID:-}" ] && { grep -E '^(VmRSS|VmHWM)' "/proc/$PK_PID/status" >"$OUT/portkey.rss" 2>/dev/null || true; }
 
 # Clean shutdown: every row must be on disk afterwards.
