@@ -157,23 +157,31 @@ static bool role_is(const struct slm_chat_msg *m, const char *r) { return !strcm
 
 /* ------------------------------------------------------------------ template-derived details */
 
-/* ChatML default system prompt: a string literal "<|im_start|>system\n....<|im_end|>" in the
- * template whose middle is plain text (no quote, brace or '+', so not an expression). Jinja
- * escapes in it are undone. Returns a malloc'd string or NULL. */
+#define VOCAB_MAX_SYSTEM_PROMPT (1u << 16)
+
+/* ChatML default system prompt: a Jinja string literal '<|im_start|>system\n...<|im_end|>...'
+ * (or "...") in the template that runs from the role line to <|im_end|> without closing, so its
+ * middle is plain text and not an expression like ' + messages[0]['content'] + '. Jinja escapes
+ * in it are undone. Returns a malloc'd string or NULL. */
 static char *chatml_default_system(const char *t) {
   static const char key[] = "<|im_start|>system";
   for (const char *p = strstr(t, key); p; p = strstr(p + 1, key)) {
+    char delim = p > t ? p[-1] : 0;
+    if (delim != '\'' && delim != '"') continue;
     const char *q = p + strlen(key);
     if (q[0] == '\\' && q[1] == 'n') q += 2;
     else if (q[0] == '\n') q += 1;
     else continue;
     const char *e = strstr(q, "<|im_end|>");
-    if (!e || e == q) continue;
-    if (memchr(q, '\'', (size_t)(e - q)) || memchr(q, '"', (size_t)(e - q)) ||
-        memchr(q, '{', (size_t)(e - q)) || memchr(q, '}', (size_t)(e - q)) ||
-        memchr(q, '+', (size_t)(e - q)))
-      continue;
-    char *r = malloc((size_t)(e - q) + 1);
+    if (!e || e <= q) continue;
+    size_t span = (size_t)(e - q);
+    bool closed = false;
+    for (const char *c = q; c < e && !closed; c++) {
+      if (*c == '\\') c++;
+      else if (*c == delim) closed = true;
+    }
+    if (closed || span > VOCAB_MAX_SYSTEM_PROMPT) continue;
+    char *r = malloc(span + 1);
     if (!r) return NULL;
     size_t k = 0;
     for (const char *c = q; c < e; c++) {

@@ -274,6 +274,16 @@ static void test_families(void) {
          "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
          "Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
          "smollm2 B");
+  /* quotes inside the default prompt: escaped in a '...' literal, plain in a "..." literal */
+  expect("{{ '<|im_start|>system\\nYou\\'re a \\\"bot\\\".<|im_end|>\\n' }}", NULL, CONV_B, 1, false,
+         "<|im_start|>system\nYou're a \"bot\".<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n",
+         "default system, escaped quotes");
+  expect("{{ \"<|im_start|>system\\nIt's me.<|im_end|>\\n\" }}", NULL, CONV_B, 1, false,
+         "<|im_start|>system\nIt's me.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n",
+         "default system, double quotes");
+  /* an expression, not a literal: no default prompt */
+  expect("{{ '<|im_start|>system\\n' + x + '<|im_end|>' }}", NULL, CONV_B, 1, false,
+         "<|im_start|>user\nHi<|im_end|>\n", "no default system");
   expect(smol, NULL, CONV_A, 4, false,
          "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n"
          "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n",
