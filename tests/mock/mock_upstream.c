@@ -528,9 +528,22 @@ static void tags_clear(struct server *s) {
 }
 
 /* API requests: parse the body, merge the behaviour options, record, hand to the surface. */
-static void dispatch_api(struct conn *c,
-                         void (*surface)(const struct mock_req *, const json_t *,
-                                         const struct mock_opts *, struct mock_plan *)) {
+/* The API surfaces the mock speaks: requests whose path ends in `suffix` (any prefix, so a
+ * provider base URL with a path works) go to `handle`; `error` builds that API's error shape for
+ * refusals made here (bad mock options, wrong method). An Anthropic surface is one more row. */
+struct surface {
+  const char *suffix;
+  void (*handle)(const struct mock_req *, const json_t *, const struct mock_opts *,
+                 struct mock_plan *);
+  void (*error)(struct mock_plan *, int status, const char *type, const char *code,
+                const char *message);
+};
+
+static const struct surface surfaces[] = {
+    {"/chat/completions", mock_openai_chat, mock_openai_error},
+};
+
+static void dispatch_api(struct conn *c, const struct surface *sf) {
   struct server *s = c->srv;
   struct mock_req *rq = &c->rq;
   struct mock_plan *p = &c->plan;
@@ -563,9 +576,9 @@ static void dispatch_api(struct conn *c,
   c->rec_id = s->record ? record_new(s, rq, c->opts.tag) : 0;
   if (bad) {
     mock_opts_free(&c->opts);  /* no faults on a request we refuse */
-    mock_openai_error(p, 400, "invalid_request_error", "mock_option", err);
+    sf->error(p, 400, "invalid_request_error", "mock_option", err);
   } else {
-    surface(rq, body, &c->opts, p);
+    sf->handle(rq, body, &c->opts, p);
   }
   json_decref(body);
   if (c->opts.close) c->keep_alive = false;
@@ -582,9 +595,12 @@ static void dispatch(struct conn *c) {
   mock_plan_init(p);
   bool get = !strcmp(rq->method, "GET"), post = !strcmp(rq->method, "POST");
 
-  if (path_ends_with(rq->path, "/chat/completions")) {
-    if (post) dispatch_api(c, mock_openai_chat);
-    else mock_openai_error(p, 405, NULL, NULL, "mock: use POST");
+  const struct surface *sf = NULL;
+  for (size_t i = 0; i < sizeof surfaces / sizeof surfaces[0] && !sf; i++)
+    if (path_ends_with(rq->path, surfaces[i].suffix)) sf = &surfaces[i];
+  if (sf) {
+    if (post) dispatch_api(c, sf);
+    else sf->error(p, 405, NULL, NULL, "mock: use POST");
   } else if (!strcmp(rq->path, "/_mock/last") && get) {
     const char *tag = !strncmp(rq->query, "tag=", 4) ? rq->query + 4 : NULL;
     struct record *found = NULL;
