@@ -6,13 +6,17 @@
  * context's pool. The threads walk the whole network together and meet at a barrier between
  * phases; per layer:
  *
- *   P1  h = rmsnorm(x) and its quantized forms; Q/K/V rows split by head, so the thread that
+ *   P1  h = rmsnorm(x) and its quantized forms; Q/K/V handed out by head, so the thread that
  *       computes a head also adds its bias, applies the q/k norm and RoPE and writes K/V into
  *       the cache                                                               -- barrier
  *   P2  attention, one (token, head) pair at a time                             -- barrier
- *   P3  x += Wo * att       (output rows split across threads)                  -- barrier
- *   P4  h = rmsnorm(x); g = silu(Wg h) * (Wu h)  (rows of g split)              -- barrier
+ *   P3  x += Wo * att       (chunks of output rows)                             -- barrier
+ *   P4  h = rmsnorm(x); g = silu(Wg h) * (Wu h)  (chunks of rows of g)          -- barrier
  *   P5  x += Wd * g                                                             -- barrier
+ *
+ * Work inside a phase is handed out dynamically (an atomic counter per phase, see grab()), not
+ * split in fixed shares: the barrier at the end waits for the slowest thread, and on a shared
+ * machine some thread is always the slow one.
  *
  * Each matrix input is normalized and quantized once (into the activation type the weight's
  * kernel wants, see slm_vec_dot_type) and shared by every matrix that reads it. For small batches
@@ -28,6 +32,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +45,12 @@
 #define MM_ROWS 64        /* gemm tile: weight rows per call */
 #define MM_COLS 64        /* gemm tile: activation rows per call */
 #define ALIGN 64
+#define CTR_PER_LAYER 5   /* work counters: qkv, attention, wo, gate/up, down */
+
+/* A work counter of one phase, alone on its cache line. */
+struct ctr {
+  _Alignas(64) atomic_long v;
+};
 
 /* Per-thread buffers. */
 struct tbuf {
@@ -72,6 +83,8 @@ struct slm_context {
   size_t qa_row_max[SLM_TYPE_COUNT];  /* bytes of the widest row per type (0: type unused) */
   float *rope_cs;                     /* [n_batch][n_rot]: cos, sin per rotated pair */
   struct tbuf *tb;                    /* per thread */
+  struct ctr *ctr;                    /* [n_layer * CTR_PER_LAYER + 1], zeroed by each decode */
+  int n_ctr;
 
   /* outputs */
   int32_t n_out_max;
@@ -185,6 +198,9 @@ struct slm_context *slm_context_new(const struct slm_model *m, const struct slm_
   for (int t = 0; t < SLM_TYPE_COUNT && ok; t++)
     if (c->qa_row_max[t]) ok = (c->qa[t] = xalloc(nb * c->qa_row_max[t])) != NULL;
 
+  c->n_ctr = hp->n_layer * CTR_PER_LAYER + 1;
+  c->ctr = xalloc((size_t)c->n_ctr * sizeof *c->ctr);
+  ok = ok && c->ctr;
   c->tb = calloc((size_t)p.n_threads, sizeof *c->tb);
   ok = ok && c->tb;
   for (int i = 0; ok && i < p.n_threads; i++) {
@@ -231,7 +247,7 @@ void slm_context_free(struct slm_context *c) {
   for (int t = 0; t < SLM_TYPE_COUNT; t++) free(c->qa[t]);
   free(c->kcache); free(c->vcache); free(c->kv_pos);
   free(c->x); free(c->xn); free(c->q); free(c->kb); free(c->vb); free(c->att); free(c->tmp);
-  free(c->gate); free(c->up); free(c->rope_cs);
+  free(c->gate); free(c->up); free(c->rope_cs); free(c->ctr);
   free(c->logits); free(c->out_row); free(c->out_src); free(c->embd); free(c->embd_ok);
   free(c->tok); free(c->pos); free(c->seq); free(c->seq_count); free(c->seq_last);
   free(c);
@@ -288,6 +304,29 @@ static inline void split(int64_t n, int ith, int nth, int64_t alignn, int64_t *a
   int64_t b0 = blocks * ith / nth, b1 = blocks * (ith + 1) / nth;
   *a = b0 * alignn < n ? b0 * alignn : n;
   *b = b1 * alignn < n ? b1 * alignn : n;
+}
+
+/* Dynamic scheduling: threads take chunks [*a, *b) of N items, CH at a time, from the phase's
+ * counter until none is left. Static shares made every barrier wait for the slowest thread; on a
+ * shared machine (or with two streams competing for DRAM) one thread is routinely slower, and the
+ * counter lets the faster one take more. */
+static inline bool grab(struct ctr *ct, int64_t n, int64_t ch, int64_t *a, int64_t *b) {
+  int64_t i = atomic_fetch_add_explicit(&ct->v, 1, memory_order_relaxed);
+  if (i * ch >= n) return false;
+  *a = i * ch;
+  *b = *a + ch < n ? *a + ch : n;
+  return true;
+}
+
+/* Rows per chunk for a matrix of NROWS output rows and N input rows: small batches (memory
+ * bound) want several chunks per thread; large ones want MM_ROWS, the gemm chunk that stays in
+ * cache while all input rows pass over it. Multiples of 16 keep each chunk's output rows on
+ * whole cache lines. */
+static inline int64_t row_chunk(int64_t nrows, int n, int nth) {
+  if (nth == 1) return nrows;
+  if (n > REDUNDANT_MAX) return MM_ROWS;
+  int64_t ch = (nrows / (nth * 4) + 15) / 16 * 16;
+  return ch < 16 ? 16 : ch > 256 ? 256 : ch;
 }
 
 static void quantize_row(const struct slm_kernels *k, enum slm_type vt, const float *x, void *y,
@@ -431,7 +470,7 @@ static void pool_rows(struct slm_context *c, int ith, int nth, const float *src)
 
 /* ---------------------------------------------------------------- the forward pass */
 
-static void attention(struct slm_context *c, int l, int ith, int nth) {
+static void attention(struct slm_context *c, int l, int ith, struct ctr *ct) {
   const struct slm_hparams *hp = &c->m->hp;
   const struct slm_kernels *k = c->k;
   const int hd = hp->head_dim, nh = hp->n_head, gqa = hp->n_head / hp->n_head_kv;
@@ -439,7 +478,8 @@ static void attention(struct slm_context *c, int l, int ith, int nth) {
   const float scale = 1.0f / sqrtf((float)hd);
   float *sc = c->tb[ith].scores;
   const int64_t units = (int64_t)c->n * nh;
-  for (int64_t u = ith; u < units; u += nth) {
+  int64_t u, u1;
+  while (grab(ct, units, 1, &u, &u1)) {
     int j = (int)(u / nh), h = (int)(u % nh);
     int s = c->seq[j], p = c->pos[j];
     const float *qv = c->q + j * QD + (int64_t)h * hd;
@@ -469,16 +509,15 @@ static void attention(struct slm_context *c, int l, int ith, int nth) {
 }
 
 /* P1: Q/K/V by head units; bias, q/k norm, RoPE; K and V into the cache. */
-static void qkv(struct slm_context *c, int l, int ith, int nth, const struct act *a) {
+static void qkv(struct slm_context *c, int l, struct ctr *ct, const struct act *a) {
   const struct slm_model *m = c->m;
   const struct slm_hparams *hp = &m->hp;
   const struct slm_layer *L = &m->layers[l];
   const struct slm_kernels *k = c->k;
   const int n = c->n, hd = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv;
   const int64_t QD = (int64_t)nh * hd, KD = (int64_t)nkv * hd;
-  int64_t u0, u1;
-  split(nh + 2 * nkv, ith, nth, 1, &u0, &u1);
-  for (int64_t u = u0; u < u1; u++) {
+  int64_t u, u1;
+  while (grab(ct, nh + 2 * nkv, 1, &u, &u1)) {
     const struct slm_tensor *W, *B, *N;
     float *buf;
     int64_t dim;
@@ -533,44 +572,49 @@ static void forward_thread(void *arg, int ith, int nth) {
 
   for (int l = 0; l <= last_layer; l++) {
     const struct slm_layer *L = &m->layers[l];
-    int64_t r0, r1;
+    struct ctr *ct = c->ctr + l * CTR_PER_LAYER;
+    int64_t r0, r1, ch;
 
     /* P1 */
     const struct slm_tensor *wqkv[3] = {&L->wq, &L->wk, &L->wv};
     prep_input(c, ith, nth, n, NULL, c->x, E, E, L->attn_norm.data, wqkv, 3, &a);
-    qkv(c, l, ith, nth, &a);
+    qkv(c, l, &ct[0], &a);
     slm_pool_barrier(c->pool);
 
     /* P2 */
-    attention(c, l, ith, nth);
+    attention(c, l, ith, &ct[1]);
     slm_pool_barrier(c->pool);
 
     /* P3 */
     const struct slm_tensor *wo[1] = {&L->wo};
     prep_input(c, ith, nth, n, NULL, c->att, QD, QD, NULL, wo, 1, &a);
-    split(E, ith, nth, 16, &r0, &r1);
-    matmul(k, &L->wo, &a, n, r0, r1, c->tmp, E);
-    for (int j = 0; j < n && r1 > r0; j++)
-      k->add_f32(r1 - r0, c->x + j * E + r0, c->tmp + j * E + r0);
+    ch = row_chunk(E, n, nth);
+    while (grab(&ct[2], E, ch, &r0, &r1)) {
+      matmul(k, &L->wo, &a, n, r0, r1, c->tmp, E);
+      for (int j = 0; j < n; j++) k->add_f32(r1 - r0, c->x + j * E + r0, c->tmp + j * E + r0);
+    }
     slm_pool_barrier(c->pool);
 
     /* P4 */
     const struct slm_tensor *wgu[2] = {&L->w_gate, &L->w_up};
     prep_input(c, ith, nth, n, NULL, c->x, E, E, L->ffn_norm.data, wgu, 2, &a);
-    split(FF, ith, nth, 16, &r0, &r1);
-    matmul(k, &L->w_gate, &a, n, r0, r1, c->gate, FF);
-    matmul(k, &L->w_up, &a, n, r0, r1, c->up, FF);
-    for (int j = 0; j < n && r1 > r0; j++)
-      k->swiglu_f32(r1 - r0, c->gate + j * FF + r0, c->gate + j * FF + r0, c->up + j * FF + r0);
+    ch = row_chunk(FF, n, nth);
+    while (grab(&ct[3], FF, ch, &r0, &r1)) {
+      matmul(k, &L->w_gate, &a, n, r0, r1, c->gate, FF);
+      matmul(k, &L->w_up, &a, n, r0, r1, c->up, FF);
+      for (int j = 0; j < n; j++)
+        k->swiglu_f32(r1 - r0, c->gate + j * FF + r0, c->gate + j * FF + r0, c->up + j * FF + r0);
+    }
     slm_pool_barrier(c->pool);
 
     /* P5 */
     const struct slm_tensor *wd[1] = {&L->w_down};
     prep_input(c, ith, nth, n, NULL, c->gate, FF, FF, NULL, wd, 1, &a);
-    split(E, ith, nth, 16, &r0, &r1);
-    matmul(k, &L->w_down, &a, n, r0, r1, c->tmp, E);
-    for (int j = 0; j < n && r1 > r0; j++)
-      k->add_f32(r1 - r0, c->x + j * E + r0, c->tmp + j * E + r0);
+    ch = row_chunk(E, n, nth);
+    while (grab(&ct[4], E, ch, &r0, &r1)) {
+      matmul(k, &L->w_down, &a, n, r0, r1, c->tmp, E);
+      for (int j = 0; j < n; j++) k->add_f32(r1 - r0, c->x + j * E + r0, c->tmp + j * E + r0);
+    }
     slm_pool_barrier(c->pool);
 
     if (c->p.pooling != SLM_POOL_NONE && l == c->p.embd_layer) {
@@ -593,9 +637,10 @@ static void forward_thread(void *arg, int ith, int nth) {
   if (c->n_out > 0) {
     const struct slm_tensor *wout[1] = {&m->output};
     prep_input(c, ith, nth, c->n_out, c->out_src, c->x, E, E, m->output_norm.data, wout, 1, &a);
-    int64_t r0, r1;
-    split(hp->n_vocab, ith, nth, 16, &r0, &r1);
-    matmul(k, &m->output, &a, c->n_out, r0, r1, c->logits, hp->n_vocab);
+    int64_t r0, r1, ch = row_chunk(hp->n_vocab, c->n_out, nth);
+    struct ctr *ct = c->ctr + hp->n_layer * CTR_PER_LAYER;
+    while (grab(ct, hp->n_vocab, ch, &r0, &r1))
+      matmul(k, &m->output, &a, c->n_out, r0, r1, c->logits, hp->n_vocab);
   }
 }
 
@@ -658,7 +703,8 @@ int slm_decode(struct slm_context *c, const struct slm_batch *b) {
   c->n_out = n_out;
   if (c->p.pooling != SLM_POOL_NONE) memset(c->embd_ok, 0, c->p.n_seq * sizeof *c->embd_ok);
 
-  slm_pool_run(c->pool, forward_thread, c);
+  for (int i = 0; i < c->n_ctr; i++) atomic_store_explicit(&c->ctr[i].v, 0, memory_order_relaxed);
+  slm_pool_run(c->pool, forward_thread, c);   /* its publication orders the stores above */
 
   for (uint32_t s = 0; s < c->p.n_seq; s++) c->kv_pos[s] += c->seq_count[s];
   return 0;
