@@ -14,8 +14,9 @@
  *
  * Numeric scalar kvs are decoded at open (unsigned types into v.u64, signed into v.i64
  * sign-extended, floats into v.f64, bools into v.b). String arrays get a table of pointers to each
- * element's length prefix so gguf_arr_str() is O(1). Keys and tensor names are indexed in hash
- * tables (which also catch duplicates).
+ * element's length prefix so gguf_arr_str() is O(1). Keys and tensor names are indexed by sorted
+ * arrays (binary search; neighbours in the order reveal duplicates): unlike a hash table, a hostile
+ * file cannot make lookups or the duplicate check quadratic with colliding names.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,10 +58,8 @@ struct gguf_file {
   uint64_t n_tensors;
   struct gguf_tensor *tensors;
 
-  uint32_t *kv_hash;        /* open addressing, slots hold index + 1 (0 = empty) */
-  uint32_t kv_hash_mask;
-  uint32_t *t_hash;
-  uint32_t t_hash_mask;
+  uint32_t *kv_order;       /* kv indices sorted by key bytes */
+  uint32_t *t_order;        /* tensor indices sorted by name bytes */
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -163,44 +162,65 @@ static int cur_str(struct cur *c, struct gguf_str *s, uint64_t maxlen, struct pe
   return 0;
 }
 
-/* ---------------------------------------------------------------- hashing */
-
-static uint64_t hash_bytes(const char *p, uint64_t n) {
-  uint64_t h = 1469598103934665603ull;   /* FNV-1a */
-  for (uint64_t i = 0; i < n; i++) {
-    h ^= (unsigned char)p[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-static int alloc_hash(uint64_t n, uint32_t **tab, uint32_t *mask) {
-  uint64_t cap = 16;
-  while (cap < 2 * n) cap <<= 1;
-  *tab = calloc((size_t)cap, sizeof **tab);
-  *mask = (uint32_t)(cap - 1);
-  return *tab ? 0 : -ENOMEM;
-}
+/* ---------------------------------------------------------------- name index */
 
 static int str_eq(struct gguf_str a, const char *b, size_t bn) {
   return a.n == bn && memcmp(a.p, b, bn) == 0;
 }
 
-/* Returns the slot of NAME: either the slot holding it or the empty slot where it would go. */
-static uint32_t *kv_slot(const struct gguf_file *f, const char *name, size_t n) {
-  uint32_t i = (uint32_t)hash_bytes(name, n) & f->kv_hash_mask;
-  for (;; i = (i + 1) & f->kv_hash_mask) {
-    uint32_t *s = &f->kv_hash[i];
-    if (!*s || str_eq(f->kvs[*s - 1].key, name, n)) return s;
-  }
+/* memcmp order, shorter first on a common prefix */
+static int str_cmp(const char *a, uint64_t an, const char *b, uint64_t bn) {
+  int c = memcmp(a, b, (size_t)(an < bn ? an : bn));
+  if (c) return c;
+  return an < bn ? -1 : an > bn;
 }
 
-static uint32_t *t_slot(const struct gguf_file *f, const char *name, size_t n) {
-  uint32_t i = (uint32_t)hash_bytes(name, n) & f->t_hash_mask;
-  for (;; i = (i + 1) & f->t_hash_mask) {
-    uint32_t *s = &f->t_hash[i];
-    if (!*s || str_eq(f->tensors[*s - 1].name, name, n)) return s;
+static _Thread_local const struct gguf_str *sort_names;   /* qsort has no context argument */
+static _Thread_local size_t sort_stride;
+
+static const struct gguf_str *name_at(const void *base, size_t stride, uint32_t i) {
+  return (const struct gguf_str *)((const char *)base + (size_t)i * stride);
+}
+
+static int cmp_index(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  const struct gguf_str *sx = name_at(sort_names, sort_stride, x), *sy = name_at(sort_names, sort_stride, y);
+  int c = str_cmp(sx->p, sx->n, sy->p, sy->n);
+  return c ? c : (x > y) - (x < y);   /* ties by position: the duplicate reported is the later one */
+}
+
+/* Sorts indices 0..N-1 of the names found at BASE + i * STRIDE (a struct gguf_str); returns the
+ * index array, or NULL without memory. On a duplicate, *DUP is the index of its second copy. */
+static uint32_t *build_order(const void *base, size_t stride, uint64_t n, int64_t *dup) {
+  uint32_t *o = malloc((size_t)(n ? n : 1) * sizeof *o);
+  *dup = -1;
+  if (!o) return NULL;
+  for (uint64_t i = 0; i < n; i++) o[i] = (uint32_t)i;
+  sort_names = base;
+  sort_stride = stride;
+  qsort(o, (size_t)n, sizeof *o, cmp_index);
+  for (uint64_t i = 1; i < n; i++) {
+    const struct gguf_str *a = name_at(base, stride, o[i - 1]), *b = name_at(base, stride, o[i]);
+    if (a->n == b->n && !memcmp(a->p, b->p, (size_t)a->n)) {
+      if (*dup < 0 || o[i] < (uint32_t)*dup) *dup = o[i];
+    }
   }
+  return o;
+}
+
+/* Binary search in an order built by build_order; -1 if absent. */
+static int64_t find_in(const void *base, size_t stride, const uint32_t *o, uint64_t n, const char *name,
+                       size_t len) {
+  uint64_t lo = 0, hi = n;
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    const struct gguf_str *s = name_at(base, stride, o[mid]);
+    int c = str_cmp(s->p, s->n, name, len);
+    if (c == 0) return o[mid];
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return -1;
 }
 
 /* ---------------------------------------------------------------- metadata */
@@ -424,17 +444,11 @@ static int parse(struct gguf_file *f, struct perr *e) {
   f->arr_str = calloc((size_t)(f->n_kv ? f->n_kv : 1), sizeof *f->arr_str);
   f->tensors = calloc((size_t)(f->n_tensors ? f->n_tensors : 1), sizeof *f->tensors);
   if (!f->kvs || !f->arr_str || !f->tensors) return fail(e, -ENOMEM, "out of memory");
-  if (alloc_hash(f->n_kv, &f->kv_hash, &f->kv_hash_mask) ||
-      alloc_hash(f->n_tensors, &f->t_hash, &f->t_hash_mask))
-    return fail(e, -ENOMEM, "out of memory");
 
   f->alignment = GGUF_DEFAULT_ALIGNMENT;
   for (uint64_t i = 0; i < f->n_kv; i++) {
     if ((rc = parse_kv(f, &c, i, e))) return rc;
     struct gguf_kv *kv = &f->kvs[i];
-    uint32_t *s = kv_slot(f, kv->key.p, (size_t)kv->key.n);
-    if (*s) return fail(e, -EINVAL, "duplicate key '%s'", pname(kv->key.p, kv->key.n));
-    *s = (uint32_t)i + 1;
     if (str_eq(kv->key, "general.alignment", 17)) {
       if (kv->type != GGUF_VT_UINT32)
         return fail(e, -EINVAL, "general.alignment has type %s, expected uint32", vtype_name(kv->type));
@@ -447,11 +461,16 @@ static int parse(struct gguf_file *f, struct perr *e) {
 
   for (uint64_t i = 0; i < f->n_tensors; i++) {
     if ((rc = parse_tensor_info(f, &c, i, e))) return rc;
-    struct gguf_tensor *t = &f->tensors[i];
-    uint32_t *s = t_slot(f, t->name.p, (size_t)t->name.n);
-    if (*s) return fail(e, -EINVAL, "duplicate tensor name '%s'", pname(t->name.p, t->name.n));
-    *s = (uint32_t)i + 1;
   }
+
+  int64_t dup;
+  f->kv_order = build_order(&f->kvs[0].key, sizeof f->kvs[0], f->n_kv, &dup);
+  if (!f->kv_order) return fail(e, -ENOMEM, "out of memory");
+  if (dup >= 0) return fail(e, -EINVAL, "duplicate key '%s'", pname(f->kvs[dup].key.p, f->kvs[dup].key.n));
+  f->t_order = build_order(&f->tensors[0].name, sizeof f->tensors[0], f->n_tensors, &dup);
+  if (!f->t_order) return fail(e, -ENOMEM, "out of memory");
+  if (dup >= 0)
+    return fail(e, -EINVAL, "duplicate tensor name '%s'", pname(f->tensors[dup].name.p, f->tensors[dup].name.n));
 
   /* The data section starts at the next multiple of the alignment. With no tensors, a file may
    * end right after the header without padding. */
@@ -511,8 +530,8 @@ static void free_file(struct gguf_file *f) {
   }
   free(f->kvs);
   free(f->tensors);
-  free(f->kv_hash);
-  free(f->t_hash);
+  free(f->kv_order);
+  free(f->t_order);
   if (f->mapped) munmap((void *)f->base, f->size);
   free(f);
 }
@@ -604,8 +623,8 @@ const struct gguf_kv *gguf_kv_at(const struct gguf_file *f, uint64_t i) {
 }
 
 const struct gguf_kv *gguf_find_kv(const struct gguf_file *f, const char *key) {
-  uint32_t *s = kv_slot(f, key, strlen(key));
-  return *s ? &f->kvs[*s - 1] : NULL;
+  int64_t i = find_in(&f->kvs[0].key, sizeof f->kvs[0], f->kv_order, f->n_kv, key, strlen(key));
+  return i < 0 ? NULL : &f->kvs[i];
 }
 
 static int is_unsigned(enum gguf_vtype t) {
@@ -684,6 +703,7 @@ const struct gguf_tensor *gguf_tensor_at(const struct gguf_file *f, uint64_t i) 
 }
 
 const struct gguf_tensor *gguf_find_tensor(const struct gguf_file *f, const char *name) {
-  uint32_t *s = t_slot(f, name, strlen(name));
-  return *s ? &f->tensors[*s - 1] : NULL;
+  int64_t i = find_in(&f->tensors[0].name, sizeof f->tensors[0], f->t_order, f->n_tensors, name,
+                      strlen(name));
+  return i < 0 ? NULL : &f->tensors[i];
 }

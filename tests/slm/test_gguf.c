@@ -574,6 +574,44 @@ static void test_copy_identical(const char *rel) {
   gguf_close(f);
 }
 
+/* Many keys and tensors: every one found by name, absent names not found. */
+static void test_many_names(void) {
+  enum { N = 3000 };
+  static float one[8];
+  struct gguf_writer *w = gguf_writer_new();
+  char name[32];
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof name, "k.%d", (i * 7919) % N);   /* not in sorted order */
+    gguf_w_u32(w, name, (uint32_t)((i * 7919) % N));
+    snprintf(name, sizeof name, "t.%d", (i * 104729) % N);
+    int64_t ne[] = { 8 };
+    gguf_w_tensor(w, name, SLM_TYPE_F32, 1, ne, one);
+  }
+  void *buf = NULL;
+  size_t len = 0;
+  char err[256];
+  CHECK_EQ_INT(gguf_writer_write_mem(w, &buf, &len, err, sizeof err), 0);
+  gguf_writer_free(w);
+  struct gguf_file *f = NULL;
+  CHECK_EQ_INT(gguf_open_mem(buf, len, &f, err, sizeof err), 0);
+  if (f) {
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+      uint32_t v = 0;
+      snprintf(name, sizeof name, "k.%d", i);
+      bad += gguf_get_u32(f, name, &v) != 0 || v != (uint32_t)i;
+      snprintf(name, sizeof name, "t.%d", i);
+      const struct gguf_tensor *t = gguf_find_tensor(f, name);
+      bad += !t || !str_is(t->name, name);
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK(gguf_find_kv(f, "k.3000") == NULL && gguf_find_kv(f, "k.") == NULL && gguf_find_kv(f, "") == NULL);
+    CHECK(gguf_find_tensor(f, "t.-1") == NULL && gguf_find_tensor(f, "t.29999") == NULL);
+    gguf_close(f);
+  }
+  free(buf);
+}
+
 /* ---------------------------------------------------------------- 3. broken files */
 
 static void test_truncations(void) {
@@ -996,6 +1034,7 @@ int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "--write-corpus")) return write_corpus(argv[2]);
   test_known_files();
   test_round_trip();
+  test_many_names();
   test_copy_identical("models/tiny-llama-F32.gguf");
   test_copy_identical("models/tiny-qwen3-Q4_K_M.gguf");
   test_copy_identical("models/tiny-qwen2-Q8_0.gguf");
