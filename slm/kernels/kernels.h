@@ -40,7 +40,9 @@ typedef void (*slm_vec_dot_fn)(int64_t n, float *s, const void *w, const void *a
 /* Tile product: for i < NR weight rows and j < NC activation rows,
  *   y[j * ys + i] = dot(w + i * ws bytes, a + j * as bytes)   over N elements.
  * Strides in bytes for w/a, in floats for y. This is the prompt-processing (and batched decode)
- * workhorse; an ISA version may process several rows and columns per step to reuse loads. */
+ * workhorse; an ISA version may process several rows and columns per step to reuse loads.
+ * Every output is bit-identical to vec_dot of the same pair at the same level, whatever nr, nc
+ * and the position in the tile: batching never changes a result (checked by test_checkasm). */
 typedef void (*slm_gemm_fn)(int64_t n, int nr, int nc, float *y, int64_t ys,
                             const void *w, size_t ws, const void *a, size_t as);
 
@@ -70,6 +72,12 @@ struct slm_kernels {
   void (*swiglu_f32)(int64_t n, float *y, const float *gate, const float *up);       /* y = silu(gate) * up */
   float (*max_f32)(int64_t n, const float *x);
   float (*exp_sum_f32)(int64_t n, float *y, const float *x, float max);   /* y = exp(x - max); returns sum */
+
+  /* Matrix product on repacked ("x8") weights, see slm_repack_x8 below: rows in groups of 8,
+   * nr a multiple of 8, w the group holding row 0, ws the byte stride between groups
+   * (slm_repack_x8_size(t, n) for a whole repacked tensor); a, as, y, ys as for gemm.
+   * NULL where this level has no fast x8 kernel for the type: then do not repack. */
+  slm_gemm_fn gemm_x8[SLM_TYPE_COUNT];
 };
 
 /* Fills the table once (thread-safe, idempotent) up to min(detected level, max_level) and the
@@ -88,6 +96,41 @@ enum slm_type slm_vec_dot_type(enum slm_type weight_type);
  * reference quantizers do (same rounding, same scale search), so files we write match its files. */
 void slm_dequantize_row(enum slm_type t, const void *src, float *dst, int64_t n);
 void slm_quantize_row(enum slm_type t, const float *src, void *dst, int64_t n);
+
+/*
+ * Repacked weights ("x8"). A GGUF row keeps its blocks together, so a SIMD kernel spends most of
+ * its instructions unpacking one row's block and scaling it. x8 interleaves 8 rows: for each block
+ * (or K super-block) index, the 8 rows' scales, then for every 4 columns the 8 rows' 4 quants side
+ * by side, so one 32-byte load feeds one vpdpbusd that advances all 8 rows (lanes = rows) against
+ * 4 broadcast activation bytes, and one FMA per block scales 8 rows at once. The 8 rows are one
+ * sequential stream (the prefetcher follows it, unlike 4 rows read side by side), at the same
+ * size as the original rows (Q4_K: +2.8%, 6-bit scales and mins stored as bytes).
+ *
+ * Types with an x8 form: Q8_0, Q4_0, Q5_0, Q4_K, Q6_K (slm_repack_x8_size() != 0). Layout per block
+ * index b of a group (all little-endian; r = row 0..7, e = 0..3):
+ *   Q8_0  (272 B) f16 d[8]; u8 q[8][8][4]: q[c][r][e] = w[r][4c+e] + 128
+ *   Q4_0  (144 B) f16 d[8]; u8 q[4][8][4]: q[c][r][e] = n[r][4c+e] | n[r][16+4c+e] << 4 (nibbles 0..15)
+ *   Q5_0  (176 B) f16 d[8]; u32 h[8]: bit 4r+e of h[c] = bit 4 of value 4c+e of row r; q as Q4_0
+ *   Q4_K (1184 B) f16 d[8], dmin[8]; u8 sc[8][8] (sub-block, row); u8 m[8][8]; then per sub-block
+ *                 j of 32 values, u8 q[4][8][4] as Q4_0 over values 32j..32j+31
+ *   Q6_K (1680 B) f16 d[8]; i8 sc[16][8]; per group g of 32 values: u8 lo[4][8][4] (low nibbles of
+ *                 u = q + 32, as Q4_0), then u8 hi[2][8][4]: bits 2k..2k+1 of hi[h][r][e] = bits 4..5
+ *                 of value 4(4h+k)+e
+ * The dot of each row is the reference's integer sum per block, scaled in float one block at a
+ * time, in this order (fmaf: one rounding):
+ *   Q8_0/Q4_0/Q5_0:  acc = fmaf((float)isum_b, dw_b * da_b, acc)
+ *   Q4_K:            acc = fmaf((float)isum_B, da_B * d_B, acc); acc = fmaf(-(float)imin_B, da_B * dmin_B, acc)
+ *   Q6_K:            acc = fmaf((float)isum_B, da_B * d_B, acc)
+ * so SIMD versions (lanes = rows) equal slm_gemm_x8_ref bit for bit, and the reference vec_dot on
+ * the original rows within float reordering.
+ */
+size_t slm_repack_x8_size(enum slm_type t, int64_t n);   /* bytes per group of 8 rows; 0: no x8 form */
+/* Repacks rows [0, nrows) of SRC (row stride src_stride bytes, N elements each, nrows % 8 == 0)
+ * into DST (nrows / 8 * slm_repack_x8_size(t, n) bytes). */
+void slm_repack_x8(enum slm_type t, int64_t n, int64_t nrows, const void *src, size_t src_stride, void *dst);
+/* The plain C gemm_x8 (the contract above; tests and CPUs without a fast version). */
+void slm_gemm_x8_ref(enum slm_type t, int64_t n, int nr, int nc, float *y, int64_t ys, const void *w,
+                     size_t ws, const void *a, size_t as);
 
 /* Scalar half/bfloat conversions (exact, round-to-nearest-even). */
 float slm_f16_to_f32(slm_f16 h);

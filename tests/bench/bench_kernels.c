@@ -3,9 +3,10 @@
  * test: built, never run by meson test).
  *
  *   build/tests/bench/bench_kernels [-t THREADS] [-l LEVEL] [-T TYPE] [-r REPS] [--cold|--hot]
- *                                   [--gemm-only|--gemv-only] [--cpu]
+ *                                   [--gemm-only|--gemv-only] [--cpu] [--tiles]
  *
- * matvec (decode): one activation row times a 0.5B-model FFN matrix, 4864 rows of 896 (for the
+ * matvec (decode): vec_dot row after row, as the engine decodes (--tiles: gemm tiles with nc=1),
+ * one activation row times a 0.5B-model FFN matrix, 4864 rows of 896 (for the
  * K types, whose rows must be multiples of 256: 896 rows of 4864, ffn_down). Reported as GB/s of
  * weight bytes read. "hot": the same matrix again and again (it sits in L2/L3, as llama.cpp's
  * small layers do); "cold" (--cold or default both): cycles through enough copies to exceed the
@@ -62,11 +63,18 @@ static int n_threads = 1;
 static atomic_int go_gen, done_count;
 static atomic_bool quit;
 
+static int use_vec_dot = 1;   /* matvec as the engine decodes: vec_dot row after row (--tiles: gemm nc=1) */
+
 static void run_share(int tid) {
   const int64_t per = (job.rows / n_threads + 3) / 4 * 4;   /* tiles of 4 rows stay whole */
   int64_t r0 = per * tid, r1 = r0 + per;
   if (r1 > job.rows) r1 = job.rows;
   if (r0 >= r1) return;
+  if (job.nc == 1 && use_vec_dot) {
+    const slm_vec_dot_fn vd = job.k->vec_dot[job.t];
+    for (int64_t r = r0; r < r1; r++) vd(job.n, job.y + r, job.w + r * job.ws, job.a);
+    return;
+  }
   job.k->gemm[job.t](job.n, (int)(r1 - r0), job.nc, job.y + r0, job.rows, job.w + r0 * job.ws, job.ws, job.a, job.as);
 }
 
@@ -146,6 +154,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--cold")) cold_only = 1;
     else if (!strcmp(argv[i], "--hot")) hot_only = 1;
     else if (!strcmp(argv[i], "--cpu")) use_cpu_clock = 1;
+    else if (!strcmp(argv[i], "--tiles")) use_vec_dot = 0;
     else {
       fprintf(stderr, "usage: %s [-t THREADS] [-l LEVEL] [-T TYPE] [-r REPS] [--cold|--hot] [--gemm-only|--gemv-only]\n", argv[0]);
       return 2;

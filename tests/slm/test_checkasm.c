@@ -344,6 +344,43 @@ static void check_gemm(const struct slm_kernels *r, const struct slm_kernels *k)
   }
 }
 
+/* x8 (repacked) gemm: bit-exact against slm_gemm_x8_ref, which fixes the float order. */
+static void check_gemm_x8(const struct slm_kernels *r, const struct slm_kernels *k) {
+  enum { MAXG = 3, MAXC = 9 };
+  static uint8_t w[MAXG * 8 * 1184 * 3], wx[MAXG * (1680 * 3 + 64)], a[MAXC * (292 * 3 + 8)];
+  static float ya[MAXC * (8 * MAXG + 5)], yb[MAXC * (8 * MAXG + 5)];
+  static const int shapes[][2] = {{8, 1}, {16, 1}, {8, 4}, {24, 5}, {16, 9}, {8, 3}};
+  for (int ti = 0; ti < N_WTYPES; ti++) {
+    const enum slm_type t = wtypes[ti], at = slm_vec_dot_type(t);
+    if (!k->gemm_x8[t]) continue;
+    const int blck = slm_type_infos[t].blck;
+    int bad = 0, runs = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+      const int nr = shapes[si][0], nc = shapes[si][1];
+      const int64_t n = blck * (blck == 32 ? 1 + 4 * (int64_t)(si % 3) : 1 + (int64_t)(si % 3));
+      const size_t rs = slm_row_size(t, n), gs = slm_repack_x8_size(t, n) + (si % 2) * 64;
+      const size_t as = act_size(at, n) + (si % 2) * 8;
+      const int64_t ys = nr + 5;
+      for (int i = 0; i < nr; i++) make_weights(t, w + i * rs, n, (int)(si + i) % 4);
+      for (int g = 0; g < nr / 8; g++) slm_repack_x8(t, n, 8, w + (size_t)g * 8 * rs, rs, wx + g * gs);
+      for (int j = 0; j < nc; j++) make_acts(r, at, a + j * as, n, j % 3 == 2 ? F_SPIKY : j % 3 ? F_CONST : F_UNIFORM);
+      for (size_t e = 0; e < sizeof ya / sizeof ya[0]; e++) ya[e] = yb[e] = 777.0f;
+      slm_gemm_x8_ref(t, n, nr, nc, ya, ys, wx, gs, a, as);
+      k->gemm_x8[t](n, nr, nc, yb, ys, wx, gs, a, as);
+      runs++;
+      if (memcmp(ya, yb, sizeof ya) != 0 && bad++ < 3) {
+        for (size_t e = 0; e < sizeof ya / sizeof ya[0]; e++)
+          if (memcmp(&ya[e], &yb[e], 4)) {
+            fprintf(stderr, "%s gemm_x8 %s %dx%d n=%lld y[%zu] = %.9g vs ref %.9g\n", lvl, slm_type_name(t), nr, nc,
+                    (long long)n, e, yb[e], ya[e]);
+            break;
+          }
+      }
+    }
+    CHECK_MSG(bad == 0, "%s gemm_x8 %s: %d of %d runs not bit-exact", lvl, slm_type_name(t), bad, runs);
+  }
+}
+
 static int64_t helper_len(int i) { return i < 40 ? i : i == 40 ? 63 : i == 41 ? 64 : i == 42 ? 65 : 1000; }
 #define N_HELPER_LENS 44
 
@@ -450,6 +487,7 @@ int main(void) {
     check_conversions(r, k);
     check_dots(r, k);
     check_gemm(r, k);
+    check_gemm_x8(r, k);
     check_float_helpers(r, k);
   }
   return check_done();
