@@ -122,7 +122,18 @@ void slm_quantize_row(enum slm_type t, const float *src, void *dst, int64_t n);
  *   Q4_K:            acc = fmaf((float)isum_B, da_B * d_B, acc); acc = fmaf(-(float)imin_B, da_B * dmin_B, acc)
  *   Q6_K:            acc = fmaf((float)isum_B, da_B * d_B, acc)
  * so SIMD versions (lanes = rows) equal slm_gemm_x8_ref bit for bit, and the reference vec_dot on
- * the original rows within float reordering.
+ * the original rows within float reordering. Every nc gives the same bits per (row, input row).
+ *
+ * Use (loader, once per tensor of NROWS rows of N elements, when k->gemm_x8[t] is set):
+ *     size_t gs = slm_repack_x8_size(t, n);         -- 0: keep the original rows
+ *     void *x8 = aligned_alloc(64, nrows / 8 * gs);  -- rows beyond a multiple of 8 stay original
+ *     slm_repack_x8(t, n, nrows / 8 * 8, data, row_bytes, x8);
+ *     madvise(the tensor's whole pages, MADV_DONTNEED): the file pages read by the repack leave
+ *     the RSS again, so RSS stays about the file size (the repacked copy replaces them).
+ * (matmul, rows [r0, r1) with r0 % 8 == 0, for decode nc = 1 and prefill alike):
+ *     k->gemm_x8[t](n, (r1 - r0) / 8 * 8, nc, y + r0, ys, (char *)x8 + r0 / 8 * gs, gs, a, as);
+ * Measured with tests/bench/bench_kernels (one Zen 4 core, busy machine): Q8_0 matvec 19 -> 48 GB/s,
+ * 128-row gemm 33 -> 165 GOP/s; Q4_0 10 -> 25 GB/s, 52 -> 177 GOP/s; Q4_K 18 -> 41, 70 -> 166.
  */
 size_t slm_repack_x8_size(enum slm_type t, int64_t n);   /* bytes per group of 8 rows; 0: no x8 form */
 /* Repacks rows [0, nrows) of SRC (row stride src_stride bytes, N elements each, nrows % 8 == 0)

@@ -56,6 +56,7 @@ struct job {
   const void *a;
   size_t as;
   float *y;
+  int x8;             /* w is repacked: gemm_x8, ws = bytes per group of 8 rows */
 };
 
 static struct job job;
@@ -66,10 +67,15 @@ static atomic_bool quit;
 static int use_vec_dot = 1;   /* matvec as the engine decodes: vec_dot row after row (--tiles: gemm nc=1) */
 
 static void run_share(int tid) {
-  const int64_t per = (job.rows / n_threads + 3) / 4 * 4;   /* tiles of 4 rows stay whole */
+  const int64_t per = (job.rows / n_threads + 7) / 8 * 8;   /* tiles and x8 groups stay whole */
   int64_t r0 = per * tid, r1 = r0 + per;
   if (r1 > job.rows) r1 = job.rows;
   if (r0 >= r1) return;
+  if (job.x8) {
+    job.k->gemm_x8[job.t](job.n, (int)(r1 - r0), job.nc, job.y + r0, job.rows, job.w + r0 / 8 * job.ws, job.ws,
+                          job.a, job.as);
+    return;
+  }
   if (job.nc == 1 && use_vec_dot) {
     const slm_vec_dot_fn vd = job.k->vec_dot[job.t];
     for (int64_t r = r0; r < r1; r++) vd(job.n, job.y + r, job.w + r * job.ws, job.a);
@@ -173,6 +179,7 @@ int main(int argc, char **argv) {
   printf("threads %d, detected level %s, median of %d, %s clock\n", n_threads, slm_cpu_level_name(top), reps,
          use_cpu_clock ? "thread CPU" : "wall");
   printf("%-5s %-7s %-10s %9s %9s %9s\n", "type", "level", "shape", "hot GB/s", "cold GB/s", "gemm GOP/s");
+  printf("(x8: the same on weights repacked by slm_repack_x8, through gemm_x8)\n");
   for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
     const enum slm_type t = types[ti], at = slm_vec_dot_type(t);
     if (only_type && strcmp(only_type, slm_type_name(t)) != 0) continue;
@@ -198,7 +205,7 @@ int main(int argc, char **argv) {
       const struct slm_kernels *k = slm_kernels_at((enum slm_cpu_level)l);
       if (l > 0 && k->gemm[t] == slm_kernels_at((enum slm_cpu_level)(l - 1))->gemm[t]) continue;
       quantize_acts(k, at, x, acts, n, NC_GEMM);
-      job = (struct job){k, t, n, rows, 1, mats, ws, acts, as, y};
+      job = (struct job){k, t, n, rows, 1, mats, ws, acts, as, y, 0};
       double hot = 0, cold = 0, gops = 0;
       const int slow = l == SLM_CPU_REF;
       if (do_gemv) {
@@ -216,6 +223,29 @@ int main(int argc, char **argv) {
       printf("%-5s %-7s %-10s %9.1f %9.1f %9.1f\n", slm_type_name(t), slm_cpu_level_name((enum slm_cpu_level)l),
              shape, hot, cold, gops);
       fflush(stdout);
+      if (k->gemm_x8[t] && (l == 0 || k->gemm_x8[t] != slm_kernels_at((enum slm_cpu_level)(l - 1))->gemm_x8[t])) {
+        /* repack every copy in place of a scratch copy: x8 groups are the same size per 8 rows
+         * except Q4_K (+2.8%), so use a separate buffer */
+        const size_t gs = slm_repack_x8_size(t, n), xmat = gs * (size_t)(rows / 8);
+        const int xcopies = (int)((96u << 20) / xmat + 1);
+        uint8_t *xm = aligned_alloc(64, (xmat * (size_t)xcopies + 63) / 64 * 64);
+        slm_repack_x8(t, n, rows, mats, ws, xm);
+        for (int c = 1; c < xcopies; c++) memcpy(xm + (size_t)c * xmat, xm, xmat);
+        job = (struct job){k, t, n, rows, 1, xm, gs, acts, as, y, 1};
+        double xhot = 0, xcold = 0, xg = 0;
+        if (do_gemv) {
+          if (!cold_only) xhot = (double)xmat / median_time(reps, 1, xm, xmat) / 1e9;
+          if (!hot_only) xcold = (double)xmat / median_time((reps + 2) / 3, xcopies, xm, xmat) / 1e9;
+        }
+        if (do_gemm) {
+          job.nc = NC_GEMM;
+          job.w = xm;
+          xg = 2.0 * (double)n * (double)rows * NC_GEMM / median_time((reps + 4) / 5, 1, xm, xmat) / 1e9;
+        }
+        printf("%-5s %-7s %-10s %9.1f %9.1f %9.1f\n", slm_type_name(t), "x8", shape, xhot, xcold, xg);
+        fflush(stdout);
+        free(xm);
+      }
     }
     free(mats);
     free(x);

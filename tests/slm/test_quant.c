@@ -234,6 +234,47 @@ static void test_ref_dots(void) {
   CHECK_EQ_INT(slm_vec_dot_type(SLM_TYPE_BF16), SLM_TYPE_BF16);
 }
 
+/* The x8 layout holds the same matrix: its reference gemm equals the original rows' reference
+ * dot within float reordering, for every row of a group; types without x8 report size 0. */
+static void test_repack_x8(void) {
+  const struct slm_kernels *k = slm_kernels_at(SLM_CPU_REF);
+  static const enum slm_type types[] = {SLM_TYPE_Q8_0, SLM_TYPE_Q4_0, SLM_TYPE_Q5_0, SLM_TYPE_Q4_K, SLM_TYPE_Q6_K};
+  enum { N = 512, R = 16 };
+  static float w[N], a[N], wd[N], ad[N];
+  static uint8_t q[R * N * 2], x8[R * N * 2], qa[N * 2];
+  for (size_t c = 0; c < sizeof types / sizeof types[0]; c++) {
+    const enum slm_type t = types[c], at = slm_vec_dot_type(t);
+    const size_t rs = slm_row_size(t, N), gs = slm_repack_x8_size(t, N);
+    CHECK(gs >= 8 * rs && gs <= 8 * rs + 8 * rs / 30);   /* same size, Q4_K +2.8% */
+    for (int r = 0; r < R; r++) {
+      for (int i = 0; i < N; i++) w[i] = rnd_f() + (r % 3 == 1 ? 0.4f : 0.0f);
+      slm_quantize_row(t, w, q + r * rs, N);
+    }
+    for (int i = 0; i < N; i++) a[i] = rnd_f() * 2;
+    if (at == SLM_TYPE_Q8_0) k->quantize_q8_0(a, qa, N);
+    else k->quantize_q8_K(a, qa, N);
+    slm_repack_x8(t, N, R, q, rs, x8);
+    float y[R];
+    slm_gemm_x8_ref(t, N, R, 1, y, R, x8, gs, qa, 0);
+    int bad = 0;
+    for (int r = 0; r < R; r++) {
+      float want;
+      k->vec_dot[t](N, &want, q + r * rs, qa);
+      slm_dequantize_row(t, q + r * rs, wd, N);
+      slm_dequantize_row(at, qa, ad, N);
+      double mag = 0;
+      for (int i = 0; i < N; i++) mag += fabs((double)wd[i] * ad[i]);
+      if (!(fabs((double)y[r] - want) <= 1e-5 * mag + 1e-30)) {
+        if (bad++ < 2) fprintf(stderr, "%s row %d: x8 %.9g vs %.9g\n", slm_type_name(t), r, y[r], want);
+      }
+    }
+    CHECK_MSG(bad == 0, "%s: %d x8 rows differ from the original layout", slm_type_name(t), bad);
+  }
+  CHECK_EQ_INT(slm_repack_x8_size(SLM_TYPE_Q4_1, 512), 0);
+  CHECK_EQ_INT(slm_repack_x8_size(SLM_TYPE_F16, 512), 0);
+  CHECK_EQ_INT(slm_repack_x8_size(SLM_TYPE_Q4_K, 500), 0);
+}
+
 static void test_dispatch(void) {
   enum slm_cpu_level l = slm_cpu_detect();
   printf("cpu level: %s\n", slm_cpu_level_name(l));
@@ -266,6 +307,7 @@ int main(void) {
   test_roundtrip();
   test_activations();
   test_ref_dots();
+  test_repack_x8();
   test_dispatch();
   return check_done();
 }

@@ -75,7 +75,7 @@ ALWAYS_INLINE void x8_legacy(enum slm_type t, const int NC, int64_t nb, int ngro
   int32_t negz[X8_NC][X8_MAXNB];
   UNROLL for (int j = 0; j < NC; j++) {
     const block_q8_0 *ab = (const block_q8_0 *)(a + j * as);
-    for (int64_t b = 0; b < nb; b++) negz[j][b] = -(q8_block_sum(ab[b].qs) << zshift);
+    for (int64_t b = 0; b < nb; b++) negz[j][b] = -q8_block_sum(ab[b].qs) * (1 << zshift);
   }
   for (int g = 0; g < ngroups; g++) {
     const uint8_t *grp = w + (size_t)g * ws;
