@@ -27,8 +27,11 @@
  * Memory: everything (KV cache, activations for n_batch tokens, quantized copies, per-thread
  * buffers, logits) is allocated in slm_context_new; decode allocates nothing.
  *
- * KV cache layout: [layer][seq][kv_head][position][head_dim], so the keys one head attends to are
- * contiguous. Cell index == position: each sequence owns n_ctx cells.
+ * KV cache layout: K [layer][seq][kv_head][position][head_dim], V transposed [layer][seq][kv_head]
+ * [head_dim][position] (as llama.cpp's non-flash path). Attention for one token and one KV head
+ * is then two matrix products over that head's cells: scores = K . q for all the query heads that
+ * share the KV head (K is read once per group, not once per query head), and out = V^T . p.
+ * Cell index == position: each sequence owns n_ctx cells.
  */
 #include <errno.h>
 #include <math.h>
@@ -56,7 +59,9 @@ struct ctr {
 struct tbuf {
   float *xn;                          /* REDUNDANT_MAX x max_in floats: private normalized input */
   void *qa[SLM_TYPE_COUNT];           /* REDUNDANT_MAX rows per activation type in use */
-  float *scores;                      /* n_ctx attention scores */
+  float *scores;                      /* [gqa][n_ctx] attention scores */
+  slm_f16 *q16;                       /* [gqa][head_dim] queries as F16 (F16 cache) */
+  slm_f16 *p16;                       /* [gqa][n_ctx] probabilities as F16 (F16 cache) */
 };
 
 struct slm_context {
@@ -201,12 +206,14 @@ struct slm_context *slm_context_new(const struct slm_model *m, const struct slm_
   c->n_ctr = hp->n_layer * CTR_PER_LAYER + 1;
   c->ctr = xalloc((size_t)c->n_ctr * sizeof *c->ctr);
   ok = ok && c->ctr;
+  const size_t gqa = (size_t)(hp->n_head / hp->n_head_kv);
   c->tb = calloc((size_t)p.n_threads, sizeof *c->tb);
   ok = ok && c->tb;
   for (int i = 0; ok && i < p.n_threads; i++) {
     struct tbuf *tb = &c->tb[i];
     ok = (tb->xn = xalloc(REDUNDANT_MAX * (size_t)c->max_in * 4)) &&
-         (tb->scores = xalloc((size_t)p.n_ctx * 4));
+         (tb->scores = xalloc((size_t)gqa * p.n_ctx * 4)) &&
+         (tb->q16 = xalloc((size_t)gqa * hd * 2)) && (tb->p16 = xalloc((size_t)gqa * p.n_ctx * 2));
     for (int t = 0; t < SLM_TYPE_COUNT && ok; t++)
       if (c->qa_row_max[t]) ok = (tb->qa[t] = xalloc(REDUNDANT_MAX * c->qa_row_max[t])) != NULL;
   }
@@ -240,6 +247,8 @@ void slm_context_free(struct slm_context *c) {
     for (int i = 0; i < c->p.n_threads; i++) {
       free(c->tb[i].xn);
       free(c->tb[i].scores);
+      free(c->tb[i].q16);
+      free(c->tb[i].p16);
       for (int t = 0; t < SLM_TYPE_COUNT; t++) free(c->tb[i].qa[t]);
     }
     free(c->tb);
@@ -470,41 +479,56 @@ static void pool_rows(struct slm_context *c, int ith, int nth, const float *src)
 
 /* ---------------------------------------------------------------- the forward pass */
 
+/* P2. Unit = (token j, KV head g): the gqa query heads of g are contiguous in q, so
+ *   S[r][t] = K_t . q_r        one gemm: np cached keys x gqa queries (F16 cache)
+ *   P[r] = softmax(S[r] * scale)
+ *   out_r[d] = Vt_d . P[r]     one gemm: head_dim rows of V^T x gqa probability rows
+ * With an F16 cache the queries and the probabilities go to F16 first (the F16 dot's activation
+ * type), exactly what llama.cpp's non-flash attention does with its F16 cache. */
 static void attention(struct slm_context *c, int l, int ith, struct ctr *ct) {
   const struct slm_hparams *hp = &c->m->hp;
   const struct slm_kernels *k = c->k;
-  const int hd = hp->head_dim, nh = hp->n_head, gqa = hp->n_head / hp->n_head_kv;
-  const int64_t QD = (int64_t)nh * hd;
+  const int hd = hp->head_dim, nkv = hp->n_head_kv, gqa = hp->n_head / hp->n_head_kv;
+  const int64_t QD = (int64_t)hp->n_head * hd;
   const float scale = 1.0f / sqrtf((float)hd);
-  float *sc = c->tb[ith].scores;
-  const int64_t units = (int64_t)c->n * nh;
+  const bool f16 = c->kv_elt == 2;
+  const slm_gemm_fn g = k->gemm[f16 ? SLM_TYPE_F16 : SLM_TYPE_F32];
+  const size_t el = c->kv_elt, vrow = (size_t)c->p.n_ctx * el;
+  struct tbuf *tb = &c->tb[ith];
+  float *S = tb->scores;
   int64_t u, u1;
-  while (grab(ct, units, 1, &u, &u1)) {
-    int j = (int)(u / nh), h = (int)(u % nh);
-    int s = c->seq[j], p = c->pos[j];
-    const float *qv = c->q + j * QD + (int64_t)h * hd;
-    float *out = c->att + j * QD + (int64_t)h * hd;
-    const uint8_t *K = kv_at(c, c->kcache, l, s, h / gqa);
-    const uint8_t *V = kv_at(c, c->vcache, l, s, h / gqa);
-    const int np = p + 1;   /* causal: positions 0..p of this sequence */
-    if (c->kv_elt == 4) {
-      const float *Kf = (const float *)K;
-      for (int t = 0; t < np; t++) sc[t] = k->dot_f32(hd, qv, Kf + (size_t)t * hd) * scale;
-    } else {
-      const slm_f16 *Kh = (const slm_f16 *)K;
-      for (int t = 0; t < np; t++) sc[t] = k->dot_f32_f16(hd, qv, Kh + (size_t)t * hd) * scale;
+  while (grab(ct, (int64_t)c->n * nkv, 1, &u, &u1)) {
+    const int j = (int)(u / nkv), kh = (int)(u % nkv);
+    const int s = c->seq[j], np = c->pos[j] + 1;   /* causal: cells 0..pos of this sequence */
+    const float *qv = c->q + j * QD + (int64_t)kh * gqa * hd;
+    const void *qa = qv;
+    size_t qs = (size_t)hd * 4;
+    if (f16) {
+      k->f32_to_f16(qv, tb->q16, (int64_t)gqa * hd);
+      qa = tb->q16;
+      qs = (size_t)hd * 2;
     }
-    float mx = k->max_f32(np, sc);
-    float sum = k->exp_sum_f32(np, sc, sc, mx);
-    memset(out, 0, (size_t)hd * 4);
-    if (c->kv_elt == 4) {
-      const float *Vf = (const float *)V;
-      for (int t = 0; t < np; t++) k->axpy_f32(hd, sc[t], Vf + (size_t)t * hd, out);
+    if (f16) {
+      g(hd, np, gqa, S, np, kv_at(c, c->kcache, l, s, kh), (size_t)hd * el, qa, qs);
     } else {
-      const slm_f16 *Vh = (const slm_f16 *)V;
-      for (int t = 0; t < np; t++) k->axpy_f16(hd, sc[t], Vh + (size_t)t * hd, out);
+      /* F32 cache, the accuracy setting: dot_f32's pairwise lanes rather than a gemm tile's
+       * single running sum. BF16 models re-round every activation to 8 bits and so amplify a
+       * 1e-7 change in these sums to ~0.006 in the logits (tiny-llama-BF16: 0.0047 from llama.cpp
+       * this way, 0.011 with the tile; the tolerance is 0.01). */
+      const float *Kf = (const float *)kv_at(c, c->kcache, l, s, kh);
+      for (int r = 0; r < gqa; r++)
+        for (int t = 0; t < np; t++)
+          S[(size_t)r * np + t] = k->dot_f32(hd, qv + (size_t)r * hd, Kf + (size_t)t * hd);
     }
-    k->scale_f32(hd, 1.0f / sum, out);
+    for (int r = 0; r < gqa; r++) {
+      float *row = S + (size_t)r * np;
+      k->scale_f32(np, scale, row);
+      float sum = k->exp_sum_f32(np, row, row, k->max_f32(np, row));
+      k->scale_f32(np, 1.0f / sum, row);
+      if (f16) k->f32_to_f16(row, tb->p16 + (size_t)r * np, np);
+    }
+    g(np, hd, gqa, c->att + j * QD + (int64_t)kh * gqa * hd, hd, kv_at(c, c->vcache, l, s, kh),
+      vrow, f16 ? (const void *)tb->p16 : (const void *)S, (size_t)np * (f16 ? 2 : 4));
   }
 }
 
@@ -537,10 +561,18 @@ static void qkv(struct slm_context *c, int l, struct ctr *ct, const struct act *
       if (N && N->data) k->rmsnorm_f32(hd, v, v, (const float *)N->data, hp->norm_eps);
       if (kind < 2) rope_apply(v, c->rope_cs + (size_t)j * hp->n_rot, hp->n_rot, hp->rope_mode);
       if (kind == 0) continue;
-      uint8_t *dst = kv_at(c, kind == 1 ? c->kcache : c->vcache, l, c->seq[j], h) +
-                     (size_t)c->pos[j] * hd * c->kv_elt;
-      if (c->kv_elt == 4) memcpy(dst, v, (size_t)hd * 4);
-      else k->f32_to_f16(v, (slm_f16 *)dst, hd);
+      if (kind == 1) {   /* K: one row per position */
+        uint8_t *dst = kv_at(c, c->kcache, l, c->seq[j], h) + (size_t)c->pos[j] * hd * c->kv_elt;
+        if (c->kv_elt == 4) memcpy(dst, v, (size_t)hd * 4);
+        else k->f32_to_f16(v, (slm_f16 *)dst, hd);
+      } else {           /* V transposed: element d of position p at [d][p] */
+        uint8_t *base = kv_at(c, c->vcache, l, c->seq[j], h);
+        const size_t pos = (size_t)c->pos[j], nctx = c->p.n_ctx;
+        if (c->kv_elt == 4)
+          for (int d = 0; d < hd; d++) ((float *)base)[(size_t)d * nctx + pos] = v[d];
+        else
+          for (int d = 0; d < hd; d++) ((slm_f16 *)base)[(size_t)d * nctx + pos] = slm_f32_to_f16(v[d]);
+      }
     }
   }
 }
