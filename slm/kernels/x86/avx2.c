@@ -303,6 +303,7 @@ static float exp_sum_f32_avx2(int64_t n, float *y, const float *x, float max) {
 void slm_kernels_fill_avx2(struct slm_kernels *k) {
   FN(fill_quant_dots)(k);
   FN(fill_float_dots)(k);
+  FN(fill_x8)(k);
   k->quantize_q8_0 = quantize_q8_0_avx2;
   k->quantize_q8_1 = quantize_q8_1_avx2;
   k->quantize_q8_K = quantize_q8_K_avx2;

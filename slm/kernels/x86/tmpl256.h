@@ -352,6 +352,239 @@ static void FN(fill_quant_dots)(struct slm_kernels *k) {
 #undef SETQ
 }
 
+/* ---------------------------------------------------------------- x8 (repacked) kernels */
+
+/*
+ * x8 kernels (layout and float order in kernels.h). Lanes are the 8 rows of a group. Per 4 columns: one 32-byte load of the 8 rows' quants (u8)
+ * and one vpdpbusd per activation row against its 4 bytes broadcast from memory. Per block: the
+ * zero point (-z * sum of the activation block, from a table made once per call), one cvt and
+ * one FMA per activation row with the 8 row scales: the order slm_gemm_x8_ref states, exactly.
+ * Up to X8_NC activation rows share each weight load. On the maddubs path (AVX2) the quants must
+ * stay <= 128 per byte: Q8_0 (stored + 128) is VNNI only; the others are at most 63.
+ */
+#ifndef X8_NC
+#define X8_NC 4
+#define X8_MAXNB 2048
+#endif   /* activation block sums on the stack: n <= 65536 (else the C reference) */
+
+ALWAYS_INLINE __m256i FN(bcast4)(const int8_t *p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+/* sum of the 32 int8 of a q8_0 block */
+ALWAYS_INLINE int32_t FN(q8_block_sum)(const int8_t *q) {
+  const __m256i x = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)q), _mm256_set1_epi8((char)0x80));
+  const __m256i s = _mm256_sad_epu8(x, _mm256_setzero_si256());
+  __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+  t = _mm_add_epi64(t, _mm_unpackhi_epi64(t, t));
+  return (int32_t)_mm_cvtsi128_si32(t) - 32 * 128;
+}
+
+/* 8 chunk vectors (4 columns x 8 rows each) of a legacy block: Q8_0 stored, Q4_0/Q5_0 nibbles */
+ALWAYS_INLINE void FN(x8_legacy_chunks)(enum slm_type t, const uint8_t *o, __m256i u[8]) {
+  if (t == SLM_TYPE_Q8_0) {
+    UNROLL for (int c = 0; c < 8; c++) u[c] = _mm256_loadu_si256((const __m256i *)(o + 16 + 32 * c));
+    return;
+  }
+  const uint8_t *q = o + (t == SLM_TYPE_Q5_0 ? 48 : 16);
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  UNROLL for (int c = 0; c < 4; c++) {
+    const __m256i x = _mm256_loadu_si256((const __m256i *)(q + 32 * c));
+    u[c] = _mm256_and_si256(x, m4);
+    u[c + 4] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+  }
+  if (t == SLM_TYPE_Q5_0) {
+    UNROLL for (int c = 0; c < 8; c++) {
+      uint32_t h;
+      memcpy(&h, o + 16 + 4 * c, 4);
+#if T_VNNI
+      u[c] = _mm256_mask_add_epi8(u[c], _cvtu32_mask32(h), u[c], _mm256_set1_epi8(16));
+#else
+      u[c] = _mm256_or_si256(u[c], FN(bit4_32)(o + 16 + 4 * c));
+#endif
+    }
+  }
+}
+
+ALWAYS_INLINE void FN(x8_legacy)(enum slm_type t, const int NC, int64_t nb, int ngroups, float *y, int64_t ys,
+                             const uint8_t *w, size_t ws, const uint8_t *a, size_t as) {
+  const int zshift = t == SLM_TYPE_Q8_0 ? 7 : t == SLM_TYPE_Q4_0 ? 3 : 4;
+  const size_t bsz = t == SLM_TYPE_Q8_0 ? 272 : t == SLM_TYPE_Q4_0 ? 144 : 176;
+  int32_t negz[X8_NC][X8_MAXNB];
+  UNROLL for (int j = 0; j < NC; j++) {
+    const block_q8_0 *ab = (const block_q8_0 *)(a + j * as);
+    for (int64_t b = 0; b < nb; b++) negz[j][b] = -FN(q8_block_sum)(ab[b].qs) * (1 << zshift);
+  }
+  for (int g = 0; g < ngroups; g++) {
+    const uint8_t *grp = w + (size_t)g * ws;
+    __m256 facc[X8_NC];
+    UNROLL for (int j = 0; j < NC; j++) facc[j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+      const uint8_t *o = grp + (size_t)b * bsz;
+      __m256i u[8], iacc[X8_NC];
+      FN(x8_legacy_chunks)(t, o, u);
+      UNROLL for (int j = 0; j < NC; j++) iacc[j] = _mm256_set1_epi32(negz[j][b]);
+      UNROLL for (int c = 0; c < 8; c++)
+        UNROLL for (int j = 0; j < NC; j++)
+          iacc[j] = FN(dot_us)(iacc[j], u[c], FN(bcast4)(((const block_q8_0 *)(a + j * as))[b].qs + 4 * c));
+      const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)o));
+      UNROLL for (int j = 0; j < NC; j++) {
+        const __m256 s = _mm256_mul_ps(dv, _mm256_set1_ps(_cvtsh_ss(((const block_q8_0 *)(a + j * as))[b].d)));
+        facc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[j]), s, facc[j]);
+      }
+    }
+    UNROLL for (int j = 0; j < NC; j++) _mm256_storeu_ps(y + j * ys + 8 * g, facc[j]);
+  }
+}
+
+ALWAYS_INLINE void FN(x8_q4_K)(const int NC, int64_t nb, int ngroups, float *y, int64_t ys, const uint8_t *w,
+                           size_t ws, const uint8_t *a, size_t as) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  for (int g = 0; g < ngroups; g++) {
+    const uint8_t *grp = w + (size_t)g * ws;
+    __m256 facc[X8_NC];
+    UNROLL for (int j = 0; j < NC; j++) facc[j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+      const uint8_t *o = grp + (size_t)b * 1184;
+      __m256i isum[X8_NC], imin[X8_NC];
+      UNROLL for (int j = 0; j < NC; j++) isum[j] = imin[j] = _mm256_setzero_si256();
+      UNROLL for (int sb = 0; sb < 8; sb++) {
+        const __m256i scv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(o + 32 + 8 * sb)));
+        const __m256i mv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(o + 96 + 8 * sb)));
+        __m256i dot[X8_NC];
+        UNROLL for (int j = 0; j < NC; j++) dot[j] = _mm256_setzero_si256();
+        UNROLL for (int c = 0; c < 4; c++) {
+          const __m256i x = _mm256_loadu_si256((const __m256i *)(o + 160 + 128 * sb + 32 * c));
+          const __m256i lo = _mm256_and_si256(x, m4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+          UNROLL for (int j = 0; j < NC; j++) {
+            const int8_t *aq = ((const block_q8_K *)(a + j * as))[b].qs + 32 * sb;
+            dot[j] = FN(dot_us)(dot[j], lo, FN(bcast4)(aq + 4 * c));
+            dot[j] = FN(dot_us)(dot[j], hi, FN(bcast4)(aq + 16 + 4 * c));
+          }
+        }
+        UNROLL for (int j = 0; j < NC; j++) {
+          const int16_t *bs = ((const block_q8_K *)(a + j * as))[b].bsums;
+          isum[j] = _mm256_add_epi32(isum[j], _mm256_mullo_epi32(dot[j], scv));
+          imin[j] = _mm256_add_epi32(imin[j], _mm256_mullo_epi32(mv, _mm256_set1_epi32(bs[2 * sb] + bs[2 * sb + 1])));
+        }
+      }
+      const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)o));
+      const __m256 dmv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(o + 16)));
+      UNROLL for (int j = 0; j < NC; j++) {
+        const __m256 da = _mm256_set1_ps(((const block_q8_K *)(a + j * as))[b].d);
+        facc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[j]), _mm256_mul_ps(da, dv), facc[j]);
+        facc[j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin[j]), _mm256_mul_ps(da, dmv), facc[j]);
+      }
+    }
+    UNROLL for (int j = 0; j < NC; j++) _mm256_storeu_ps(y + j * ys + 8 * g, facc[j]);
+  }
+}
+
+/* bits 4..5 of the 6-bit values of chunk 4h+k, from the hi[h] vector: ((v >> 2k) & 3) << 4 */
+ALWAYS_INLINE __m256i FN(q6_hi)(__m256i v, int k) {
+  const __m256i m = _mm256_set1_epi8(0x30);
+  switch (k) {
+  case 0: return _mm256_and_si256(_mm256_slli_epi16(v, 4), m);
+  case 1: return _mm256_and_si256(_mm256_slli_epi16(v, 2), m);
+  case 2: return _mm256_and_si256(v, m);
+  default: return _mm256_and_si256(_mm256_srli_epi16(v, 2), m);
+  }
+}
+
+ALWAYS_INLINE void FN(x8_q6_K)(const int NC, int64_t nb, int ngroups, float *y, int64_t ys, const uint8_t *w,
+                           size_t ws, const uint8_t *a, size_t as) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  for (int g = 0; g < ngroups; g++) {
+    const uint8_t *grp = w + (size_t)g * ws;
+    __m256 facc[X8_NC];
+    UNROLL for (int j = 0; j < NC; j++) facc[j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+      const uint8_t *o = grp + (size_t)b * 1680;
+      __m256i isum[X8_NC];
+      UNROLL for (int j = 0; j < NC; j++) isum[j] = _mm256_setzero_si256();
+      UNROLL for (int gi = 0; gi < 8; gi++) {
+        const uint8_t *lo = o + 144 + 192 * gi;
+        const __m256i h0 = _mm256_loadu_si256((const __m256i *)(lo + 128));
+        const __m256i h1 = _mm256_loadu_si256((const __m256i *)(lo + 160));
+        __m256i d0[X8_NC], d1[X8_NC];
+        UNROLL for (int j = 0; j < NC; j++) d0[j] = d1[j] = _mm256_setzero_si256();
+        UNROLL for (int c = 0; c < 4; c++) {
+          const __m256i x = _mm256_loadu_si256((const __m256i *)(lo + 32 * c));
+          const __m256i u0 = _mm256_or_si256(_mm256_and_si256(x, m4), FN(q6_hi)(h0, c));
+          const __m256i u1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(x, 4), m4), FN(q6_hi)(h1, c));
+          UNROLL for (int j = 0; j < NC; j++) {
+            const int8_t *aq = ((const block_q8_K *)(a + j * as))[b].qs + 32 * gi;
+            d0[j] = FN(dot_us)(d0[j], u0, FN(bcast4)(aq + 4 * c));
+            d1[j] = FN(dot_us)(d1[j], u1, FN(bcast4)(aq + 16 + 4 * c));
+          }
+        }
+        const __m256i sc0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(o + 16 + 16 * gi)));
+        const __m256i sc1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(o + 24 + 16 * gi)));
+        UNROLL for (int j = 0; j < NC; j++) {
+          const int16_t *bs = ((const block_q8_K *)(a + j * as))[b].bsums;
+          const __m256i t0 = _mm256_sub_epi32(d0[j], _mm256_set1_epi32(32 * bs[2 * gi]));
+          const __m256i t1 = _mm256_sub_epi32(d1[j], _mm256_set1_epi32(32 * bs[2 * gi + 1]));
+          isum[j] = _mm256_add_epi32(isum[j], _mm256_add_epi32(_mm256_mullo_epi32(t0, sc0), _mm256_mullo_epi32(t1, sc1)));
+        }
+      }
+      const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)o));
+      UNROLL for (int j = 0; j < NC; j++) {
+        const __m256 da = _mm256_set1_ps(((const block_q8_K *)(a + j * as))[b].d);
+        facc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[j]), _mm256_mul_ps(da, dv), facc[j]);
+      }
+    }
+    UNROLL for (int j = 0; j < NC; j++) _mm256_storeu_ps(y + j * ys + 8 * g, facc[j]);
+  }
+}
+
+/* Entry points: activation rows in fours, then one at a time; rows nr / 8 groups. */
+#define X8_ENTRY(name, CALL, BLK, SMALLN)                                                          \
+  static void name(int64_t n, int nr, int nc, float *y, int64_t ys, const void *w, size_t ws,     \
+                   const void *a, size_t as) {                                                     \
+    const int64_t nb = n / BLK;                                                                    \
+    if (!(SMALLN)) {                                                                               \
+      slm_gemm_x8_ref(T_TYPE, n, nr, nc, y, ys, w, ws, a, as);                                     \
+      return;                                                                                      \
+    }                                                                                              \
+    const uint8_t *W = w, *A = a;                                                                  \
+    int j = 0;                                                                                     \
+    for (; j + X8_NC <= nc; j += X8_NC) CALL(X8_NC, nb, nr / 8, y + j * ys, ys, W, ws, A + j * as, as); \
+    for (; j < nc; j++) CALL(1, nb, nr / 8, y + j * ys, ys, W, ws, A + j * as, as);               \
+  }
+
+#define T_TYPE SLM_TYPE_Q8_0
+#define CALL_Q8_0(NC, ...) FN(x8_legacy)(SLM_TYPE_Q8_0, NC, __VA_ARGS__)
+#if T_VNNI
+X8_ENTRY(FN(gemm_x8_q8_0), CALL_Q8_0, 32, nb <= X8_MAXNB)
+#endif
+#undef T_TYPE
+#define T_TYPE SLM_TYPE_Q4_0
+#define CALL_Q4_0(NC, ...) FN(x8_legacy)(SLM_TYPE_Q4_0, NC, __VA_ARGS__)
+X8_ENTRY(FN(gemm_x8_q4_0), CALL_Q4_0, 32, nb <= X8_MAXNB)
+#undef T_TYPE
+#define T_TYPE SLM_TYPE_Q5_0
+#define CALL_Q5_0(NC, ...) FN(x8_legacy)(SLM_TYPE_Q5_0, NC, __VA_ARGS__)
+X8_ENTRY(FN(gemm_x8_q5_0), CALL_Q5_0, 32, nb <= X8_MAXNB)
+#undef T_TYPE
+#define T_TYPE SLM_TYPE_Q4_K
+X8_ENTRY(FN(gemm_x8_q4_K), FN(x8_q4_K), 256, 1)
+#undef T_TYPE
+#define T_TYPE SLM_TYPE_Q6_K
+X8_ENTRY(FN(gemm_x8_q6_K), FN(x8_q6_K), 256, 1)
+#undef T_TYPE
+
+static void FN(fill_x8)(struct slm_kernels *k) {
+#if T_VNNI
+  k->gemm_x8[SLM_TYPE_Q8_0] = FN(gemm_x8_q8_0);
+#endif
+  k->gemm_x8[SLM_TYPE_Q4_0] = FN(gemm_x8_q4_0);
+  k->gemm_x8[SLM_TYPE_Q5_0] = FN(gemm_x8_q5_0);
+  k->gemm_x8[SLM_TYPE_Q4_K] = FN(gemm_x8_q4_K);
+  k->gemm_x8[SLM_TYPE_Q6_K] = FN(gemm_x8_q6_K);
+}
+
 /* ---------------------------------------------------------------- float types */
 
 ALWAYS_INLINE __m256 FN(ld_f32)(const void *p) { return _mm256_loadu_ps((const float *)p); }
