@@ -62,6 +62,7 @@ struct tbuf {
   float *scores;                      /* [gqa][n_ctx] attention scores */
   slm_f16 *q16;                       /* [gqa][head_dim] queries as F16 (F16 cache) */
   slm_f16 *p16;                       /* [gqa][n_ctx] probabilities as F16 (F16 cache) */
+  void *row;                          /* one row of token_embd (lookups by pread) */
 };
 
 struct slm_context {
@@ -213,7 +214,8 @@ struct slm_context *slm_context_new(const struct slm_model *m, const struct slm_
     struct tbuf *tb = &c->tb[i];
     ok = (tb->xn = xalloc(REDUNDANT_MAX * (size_t)c->max_in * 4)) &&
          (tb->scores = xalloc((size_t)gqa * p.n_ctx * 4)) &&
-         (tb->q16 = xalloc((size_t)gqa * hd * 2)) && (tb->p16 = xalloc((size_t)gqa * p.n_ctx * 2));
+         (tb->q16 = xalloc((size_t)gqa * hd * 2)) && (tb->p16 = xalloc((size_t)gqa * p.n_ctx * 2)) &&
+         (tb->row = xalloc(m->tok_embd.row_bytes));
     for (int t = 0; t < SLM_TYPE_COUNT && ok; t++)
       if (c->qa_row_max[t]) ok = (tb->qa[t] = xalloc(REDUNDANT_MAX * c->qa_row_max[t])) != NULL;
   }
@@ -249,6 +251,7 @@ void slm_context_free(struct slm_context *c) {
       free(c->tb[i].scores);
       free(c->tb[i].q16);
       free(c->tb[i].p16);
+      free(c->tb[i].row);
       for (int t = 0; t < SLM_TYPE_COUNT; t++) free(c->tb[i].qa[t]);
     }
     free(c->tb);
@@ -414,8 +417,20 @@ static void matmul(const struct slm_kernels *k, const struct slm_tensor *W, cons
   const size_t wb = W->row_bytes;
   slm_vec_dot_fn vd = k->vec_dot[W->type];
   slm_gemm_fn g = k->gemm[W->type];
+  slm_gemm_fn gx = W->x8 ? k->gemm_x8[W->type] : NULL;
   for (int64_t rr = r0; rr < r1; rr += MM_ROWS) {
     int nr = (int)(r1 - rr < MM_ROWS ? r1 - rr : MM_ROWS);
+    if (gx && rr % 8 == 0 && rr + nr <= W->x8_rows && nr % 8 == 0) {
+      /* repacked rows: 8 rows are one sequential stream already, every tile size gives the
+       * same bits */
+      const uint8_t *xc = (const uint8_t *)W->x8 + (size_t)(rr / 8) * W->x8_gs;
+      for (int j0 = 0; j0 < n; j0 += MM_COLS) {
+        int nc = n - j0 < MM_COLS ? n - j0 : MM_COLS;
+        gx(W->ne0, nr, nc, y + (size_t)j0 * (size_t)ys + rr, ys, xc, W->x8_gs,
+           ap + (size_t)j0 * as, as);
+      }
+      continue;
+    }
     const uint8_t *wc = w + (size_t)rr * wb;
     for (int i = 0; i < nr; i++) vd(W->ne0, y + rr + i, wc + (size_t)i * wb, ap);
     for (int j0 = 1; j0 < n; j0 += MM_COLS) {
@@ -591,8 +606,7 @@ static void forward_thread(void *arg, int ith, int nth) {
     int64_t j0, j1;
     split(n, ith, nth, 1, &j0, &j1);
     for (int64_t j = j0; j < j1; j++) {
-      const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)c->tok[j] * m->tok_embd.row_bytes;
-      slm_dequantize_row(m->tok_embd.type, row, c->x + j * E, E);
+      slm_model_embed(m, c->tok[j], c->x + j * E, c->tb[ith].row);
       rope_angles(m, c->pos[j], c->rope_cs + (size_t)j * hp->n_rot);
     }
     slm_pool_barrier(c->pool);

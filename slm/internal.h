@@ -19,6 +19,8 @@ void slm_vocab_free(struct slm_vocab *v);   /* accepts NULL */
 
 /* model.c: the vocabulary of a loaded model (never NULL for a loaded model). */
 const struct slm_vocab *slm_model_vocab(const struct slm_model *m);
+/* model.c: token T's embedding (n_embd floats) into OUT; BUF is scratch of tok_embd.row_bytes. */
+void slm_model_embed(const struct slm_model *m, slm_token t, float *out, void *buf);
 /* model.c: the open GGUF file of a loaded model. */
 const struct gguf_file *slm_model_gguf(const struct slm_model *m);
 
@@ -56,6 +58,11 @@ struct slm_tensor {
   enum slm_type type;
   int64_t ne0, ne1;
   size_t row_bytes;
+  /* Repacked copy (kernels.h, "x8") when the kernels have a faster layout for the type: rows
+   * [0, x8_rows) in groups of 8, group g at x8 + g * x8_gs. NULL: only the original rows. */
+  void *x8;
+  size_t x8_gs;
+  int64_t x8_rows;
 };
 
 struct slm_layer {
@@ -81,6 +88,12 @@ struct slm_model {
   const float *rope_freqs;         /* llama3 rope scaling: n_rot/2 divisors of the frequencies, or NULL */
   struct slm_layer *layers;        /* n_layer */
   uint64_t tensor_bytes;
+  uint64_t repacked_bytes;         /* heap copies in the x8 layout (their file pages are dropped) */
+  /* When the tied embedding was repacked, its file pages were dropped from memory; token lookups
+   * then read their row with pread() from this descriptor (at embd_offset + row * row_bytes), so
+   * they do not fault the whole tensor back in over time. -1 otherwise. */
+  int embd_fd;
+  uint64_t embd_offset;
 };
 
 /* ---------------------------------------------------------------- thread pool (threadpool.c) */

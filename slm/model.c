@@ -9,11 +9,14 @@
  * with a message naming it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "slm/internal.h"
 #include "slm/vocab.h"
@@ -275,6 +278,73 @@ static int load_tensors(struct slm_model *m, char *err, size_t errlen) {
   return 0;
 }
 
+/* ---------------------------------------------------------------- repacking */
+
+/* Gives the file pages wholly inside [p, p + n) back: after a repack nothing reads them (except
+ * token lookups in a tied embedding, which fault single rows back in), so RSS stays about the
+ * file size instead of file + copy. The mapping is private and read-only: dropped pages read
+ * back the same bytes from the file if touched again. */
+static void drop_pages(const void *p, size_t n) {
+  long ps = sysconf(_SC_PAGESIZE);
+  if (ps <= 0) return;
+  uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) & ~(uintptr_t)(ps - 1);
+  uintptr_t b = ((uintptr_t)p + n) & ~(uintptr_t)(ps - 1);
+  if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Repacks T into the x8 layout if this kernel level has an x8 gemm for its type. Failing to
+ * allocate is not an error: the original rows still work. */
+static void repack(struct slm_model *m, struct slm_tensor *t) {
+  if (!t->data || t->x8 || !m->kern->gemm_x8[t->type]) return;
+  size_t gs = slm_repack_x8_size(t->type, t->ne0);
+  int64_t rows = t->ne1 / 8 * 8;
+  if (gs == 0 || rows == 0) return;
+  size_t bytes = (size_t)(rows / 8) * gs;
+  void *x8 = aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!x8) return;
+  /* in slices of ~4 MiB, dropping the file pages behind each: peak RSS is the file plus one
+   * slice, not plus a whole tensor (the tied embedding of a 150k vocabulary is 100+ MiB) */
+  int64_t slice = (int64_t)((4u << 20) / t->row_bytes) / 8 * 8;
+  if (slice < 8) slice = 8;
+  for (int64_t r = 0; r < rows; r += slice) {
+    int64_t nr = rows - r < slice ? rows - r : slice;
+    slm_repack_x8(t->type, t->ne0, nr, (const uint8_t *)t->data + (size_t)r * t->row_bytes,
+                  t->row_bytes, (uint8_t *)x8 + (size_t)(r / 8) * gs);
+    drop_pages(t->data, t->row_bytes * (size_t)(r + nr));
+  }
+  t->x8 = x8;
+  t->x8_gs = gs;
+  t->x8_rows = rows;
+  m->repacked_bytes += bytes;
+}
+
+static void unrepack(struct slm_tensor *t) {
+  free(t->x8);
+  t->x8 = NULL;
+}
+
+/* Every matrix the forward pass multiplies with (not token_embd unless it is the tied output:
+ * lookups read its original rows). */
+static void repack_all(struct slm_model *m) {
+  for (int i = 0; i < m->hp.n_layer; i++) {
+    struct slm_layer *L = &m->layers[i];
+    struct slm_tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    for (size_t j = 0; j < sizeof ts / sizeof ts[0]; j++) repack(m, ts[j]);
+  }
+  repack(m, &m->output);
+}
+
+void slm_model_embed(const struct slm_model *m, slm_token t, float *out, void *buf) {
+  const struct slm_tensor *e = &m->tok_embd;
+  const uint8_t *row = (const uint8_t *)e->data + (size_t)t * e->row_bytes;
+  if (m->embd_fd >= 0) {
+    off_t off = (off_t)(m->embd_offset + (uint64_t)t * e->row_bytes);
+    if (pread(m->embd_fd, buf, e->row_bytes, off) == (ssize_t)e->row_bytes) row = buf;
+    /* a failed read (cannot happen on a validated, open file) falls back to the mapping */
+  }
+  slm_dequantize_row(e->type, row, out, e->ne0);
+}
+
 /* ---------------------------------------------------------------- load / free */
 
 static int parse_arch(struct slm_model *m, char *err, size_t errlen) {
@@ -313,6 +383,7 @@ struct slm_model *slm_model_load(const char *path, const struct slm_model_params
     set_err(err, errlen, "out of memory");
     return NULL;
   }
+  m->embd_fd = -1;
   char sub[256];
   int rc = gguf_open(path, &m->gguf, sub, sizeof sub);
   if (rc < 0) {
@@ -362,6 +433,11 @@ struct slm_model *slm_model_load(const char *path, const struct slm_model_params
     set_err(err, errlen, "%s: %s", path, msg);
     goto fail;
   }
+  repack_all(m);
+  if (m->output.x8 && m->output.data == m->tok_embd.data) {
+    m->embd_fd = open(path, O_RDONLY | O_CLOEXEC);
+    m->embd_offset = (uint64_t)((const uint8_t *)m->tok_embd.data - (const uint8_t *)gguf_base(m->gguf));
+  }
   return m;
 fail:
   slm_model_free(m);
@@ -370,6 +446,15 @@ fail:
 
 void slm_model_free(struct slm_model *m) {
   if (!m) return;
+  if (m->layers) {
+    for (int i = 0; i < m->hp.n_layer; i++) {
+      struct slm_layer *L = &m->layers[i];
+      unrepack(&L->wq); unrepack(&L->wk); unrepack(&L->wv); unrepack(&L->wo);
+      unrepack(&L->w_gate); unrepack(&L->w_up); unrepack(&L->w_down);
+    }
+  }
+  unrepack(&m->output);
+  if (m->embd_fd >= 0) close(m->embd_fd);
   free(m->layers);
   slm_vocab_free(m->vocab);
   gguf_close(m->gguf);
