@@ -363,7 +363,8 @@ static void FN(fill_quant_dots)(struct slm_kernels *k) {
  * stay <= 128 per byte: Q8_0 (stored + 128) is VNNI only; the others are at most 63.
  */
 #ifndef X8_NC
-#define X8_NC 4
+#define X8_NC 4     /* K types: 4 accumulator sets of 4 vectors each */
+#define X8_NCL 8    /* legacy types: 8 activation rows per weight load (2 vectors each) */
 #define X8_MAXNB 2048
 #endif   /* activation block sums on the stack: n <= 65536 (else the C reference) */
 
@@ -412,18 +413,18 @@ ALWAYS_INLINE void FN(x8_legacy)(enum slm_type t, const int NC, int64_t nb, int 
                              const uint8_t *w, size_t ws, const uint8_t *a, size_t as) {
   const int zshift = t == SLM_TYPE_Q8_0 ? 7 : t == SLM_TYPE_Q4_0 ? 3 : 4;
   const size_t bsz = t == SLM_TYPE_Q8_0 ? 272 : t == SLM_TYPE_Q4_0 ? 144 : 176;
-  int32_t negz[X8_NC][X8_MAXNB];
+  int32_t negz[X8_NCL][X8_MAXNB];
   UNROLL for (int j = 0; j < NC; j++) {
     const block_q8_0 *ab = (const block_q8_0 *)(a + j * as);
     for (int64_t b = 0; b < nb; b++) negz[j][b] = -FN(q8_block_sum)(ab[b].qs) * (1 << zshift);
   }
   for (int g = 0; g < ngroups; g++) {
     const uint8_t *grp = w + (size_t)g * ws;
-    __m256 facc[X8_NC];
+    __m256 facc[X8_NCL];
     UNROLL for (int j = 0; j < NC; j++) facc[j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
       const uint8_t *o = grp + (size_t)b * bsz;
-      __m256i u[8], iacc[X8_NC];
+      __m256i u[8], iacc[X8_NCL];
       FN(x8_legacy_chunks)(t, o, u);
       UNROLL for (int j = 0; j < NC; j++) iacc[j] = _mm256_set1_epi32(negz[j][b]);
       UNROLL for (int c = 0; c < 8; c++)
@@ -540,7 +541,7 @@ ALWAYS_INLINE void FN(x8_q6_K)(const int NC, int64_t nb, int ngroups, float *y, 
 }
 
 /* Entry points: activation rows in fours, then one at a time; rows nr / 8 groups. */
-#define X8_ENTRY(name, CALL, BLK, SMALLN)                                                          \
+#define X8_ENTRY(name, CALL, BLK, SMALLN, NCW)                                                          \
   static void name(int64_t n, int nr, int nc, float *y, int64_t ys, const void *w, size_t ws,     \
                    const void *a, size_t as) {                                                     \
     const int64_t nb = n / BLK;                                                                    \
@@ -550,29 +551,29 @@ ALWAYS_INLINE void FN(x8_q6_K)(const int NC, int64_t nb, int ngroups, float *y, 
     }                                                                                              \
     const uint8_t *W = w, *A = a;                                                                  \
     int j = 0;                                                                                     \
-    for (; j + X8_NC <= nc; j += X8_NC) CALL(X8_NC, nb, nr / 8, y + j * ys, ys, W, ws, A + j * as, as); \
+    for (; j + NCW <= nc; j += NCW) CALL(NCW, nb, nr / 8, y + j * ys, ys, W, ws, A + j * as, as);   \
     for (; j < nc; j++) CALL(1, nb, nr / 8, y + j * ys, ys, W, ws, A + j * as, as);               \
   }
 
 #define T_TYPE SLM_TYPE_Q8_0
 #define CALL_Q8_0(NC, ...) FN(x8_legacy)(SLM_TYPE_Q8_0, NC, __VA_ARGS__)
 #if T_VNNI
-X8_ENTRY(FN(gemm_x8_q8_0), CALL_Q8_0, 32, nb <= X8_MAXNB)
+X8_ENTRY(FN(gemm_x8_q8_0), CALL_Q8_0, 32, nb <= X8_MAXNB, X8_NCL)
 #endif
 #undef T_TYPE
 #define T_TYPE SLM_TYPE_Q4_0
 #define CALL_Q4_0(NC, ...) FN(x8_legacy)(SLM_TYPE_Q4_0, NC, __VA_ARGS__)
-X8_ENTRY(FN(gemm_x8_q4_0), CALL_Q4_0, 32, nb <= X8_MAXNB)
+X8_ENTRY(FN(gemm_x8_q4_0), CALL_Q4_0, 32, nb <= X8_MAXNB, X8_NCL)
 #undef T_TYPE
 #define T_TYPE SLM_TYPE_Q5_0
 #define CALL_Q5_0(NC, ...) FN(x8_legacy)(SLM_TYPE_Q5_0, NC, __VA_ARGS__)
-X8_ENTRY(FN(gemm_x8_q5_0), CALL_Q5_0, 32, nb <= X8_MAXNB)
+X8_ENTRY(FN(gemm_x8_q5_0), CALL_Q5_0, 32, nb <= X8_MAXNB, X8_NCL)
 #undef T_TYPE
 #define T_TYPE SLM_TYPE_Q4_K
-X8_ENTRY(FN(gemm_x8_q4_K), FN(x8_q4_K), 256, 1)
+X8_ENTRY(FN(gemm_x8_q4_K), FN(x8_q4_K), 256, 1, X8_NC)
 #undef T_TYPE
 #define T_TYPE SLM_TYPE_Q6_K
-X8_ENTRY(FN(gemm_x8_q6_K), FN(x8_q6_K), 256, 1)
+X8_ENTRY(FN(gemm_x8_q6_K), FN(x8_q6_K), 256, 1, X8_NC)
 #undef T_TYPE
 
 static void FN(fill_x8)(struct slm_kernels *k) {
