@@ -102,8 +102,21 @@ const hwm = Number((rss.match(/VmHWM:\s+(\d+)/) || [])[1] || 0);
 const cur = Number((rss.match(/VmRSS:\s+(\d+)/) || [])[1] || 0);
 const pkRss = existsSync(join(dir, 'portkey.rss')) ? readFileSync(join(dir, 'portkey.rss'), 'utf8') : '';
 const pkHwm = Number((pkRss.match(/VmHWM:\s+(\d+)/) || [])[1] || 0);
+// Requests sent through tiergate: every try (raw/), not only the best of the repeats.
 let sent = 0;
-for (const [k, r] of Object.entries(runs)) if (k.startsWith('tiergate ') && r) sent += r.sent;
+const rawDir = join(dir, 'raw');
+if (existsSync(rawDir)) {
+  for (const f of readdirSync(rawDir)) {
+    if (!/^tiergate-.*\.json$/.test(f)) continue;
+    try {
+      sent += JSON.parse(readFileSync(join(rawDir, f), 'utf8')).sent;
+    } catch {
+      /* a run that printed nothing sent nothing we can count */
+    }
+  }
+} else {
+  for (const [k, r] of Object.entries(runs)) if (k.startsWith('tiergate ') && r) sent += r.sent;
+}
 const rowsTxt = existsSync(join(dir, 'rows.txt')) ? readFileSync(join(dir, 'rows.txt'), 'utf8').trim() : '';
 const [rows, rows200, distinct] = rowsTxt.split('|').map(Number);
 const t2000 = added('tiergate', 'plain', 2000, 'p99');

@@ -10,9 +10,11 @@
 #   NO_PORTKEY=1 tests/bench/gateway/run.sh     skip Portkey (no node / npm)
 #
 # Environment: DURATION (s per run, default 10), WARMUP (s, default 2), RATES (default
-# "500 2000 5000"), MAX_RATES (ramp for the highest rate held, default "5000 7500 10000 15000
-# 20000 30000"), BUILD (release build dir, default build), OUT (results dir, default
-# tests/bench/out/gateway-<time>), PIN=1 (pin mock, gateway, loadgen to CPUs 0, 1, 0).
+# "500 2000 5000"), MAX_RATES (ramp for the highest rate held, default "100 250 500 1000 2000
+# 5000 7500 10000 15000 20000"; rates below one already held are skipped), BUILD (release build dir, default build), OUT (results dir, default
+# tests/bench/out/gateway-<time>), PIN=1 (pin mock, gateway, loadgen to CPUs 0, 1, 0), NICE=-10
+# (run every benchmark process at that priority: numbers on a busy shared machine), REPEAT=N (each
+# run N times, interleaved across targets, keeping the best: fewest errors, then lowest p99).
 # Needs: the Debian packages of the README, node + npm for Portkey (npm ci in portkey/).
 # Not part of CI: it takes minutes and wants a quiet machine.
 set -euo pipefail
@@ -23,13 +25,18 @@ here=tests/bench/gateway
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 RATES=${RATES:-"500 2000 5000"}
-MAX_RATES=${MAX_RATES:-"5000 7500 10000 15000 20000 30000"}
+MAX_RATES=${MAX_RATES:-"100 250 500 1000 2000 5000 7500 10000 15000 20000"}
 BUILD=${BUILD:-build}
 OUT=${OUT:-tests/bench/out/gateway-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-pin() { if [ "${PIN:-0}" = 1 ]; then echo "taskset -c $1"; fi; }
+# PIN=1 pins to CPUs; NICE=-10 (root) runs the mock, the gateways and the load generator ahead of
+# other work on a shared machine, all at the same priority so the comparison stays fair.
+pin() {
+  if [ -n "${NICE:-}" ]; then echo -n "nice -n $NICE "; fi
+  if [ "${PIN:-0}" = 1 ]; then echo "taskset -c $1"; fi
+}
 
 if [ ! -d "$BUILD" ]; then meson setup "$BUILD" -Dbuildtype=release >/dev/null; fi
 ninja -C "$BUILD" tiergate tests/mock/mock_upstream tests/bench/gateway/loadgen >/dev/null
@@ -103,7 +110,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # run TARGET MODE RATE -> $OUT/TARGET-MODE-RATE.json (+ gateway CPU ticks used)
 run() {
-  local target=$1 mode=$2 rate=$3 port extra=() body pid=
+  local target=$1 mode=$2 rate=$3 port extra=() body pid= first=${4:-1} last=${5:-${REPEAT:-1}}
   case $target in
     direct) port=$MOCK_PORT ;;
     tiergate) port=$TG_PORT; pid=$TG_PID ;;
@@ -111,20 +118,30 @@ run() {
   esac
   body=$PLAIN
   [ "$mode" = stream ] && body=$STREAM && extra+=(--stream)
-  local c0=0
-  [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
-  $(pin 0) "$LOADGEN" --port "$port" --rate "$rate" --duration "$DURATION" --warmup "$WARMUP" \
-    --body-text "$body" --label "$target-$mode-$rate" "${extra[@]}" \
-    >"$OUT/$target-$mode-$rate.json" 2>>"$OUT/loadgen.log" || true
-  local c1=0
-  [ -n "$pid" ] && c1=$(cpu_ticks "$pid")
-  echo "$target $mode $rate $((c1 - c0))" >>"$OUT/cpu.txt"
-  if [ -n "$pid" ]; then
-    echo "$target $mode $rate $(awk '/^VmRSS/ {r=$2} /^VmHWM/ {h=$2} END {print r, h}' "/proc/$pid/status")" >>"$OUT/rss.txt"
-  fi
+  local k best="$OUT/$target-$mode-$rate.json"
+  mkdir -p "$OUT/raw"
+  for k in $(seq "$first" "$last"); do
+    local raw="$OUT/raw/$target-$mode-$rate-$k.json" c0=0 c1=0
+    [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+    $(pin 0) "$LOADGEN" --port "$port" --rate "$rate" --duration "$DURATION" --warmup "$WARMUP" \
+      --body-text "$body" --label "$target-$mode-$rate" "${extra[@]}" \
+      >"$raw" 2>>"$OUT/loadgen.log" || true
+    [ -n "$pid" ] && c1=$(cpu_ticks "$pid")
+    # Best of the repeats (fewest errors, then lowest p99): noise on a shared machine only ever
+    # adds latency, and every target gets the same number of tries.
+    if [ ! -s "$best" ] || node -e "
+      const a=require('$raw'), b=require('$best');
+      process.exit(a.errors<b.errors||(a.errors===b.errors&&a.latency_us.p99<b.latency_us.p99)?0:1)" 2>/dev/null; then
+      cp "$raw" "$best"
+      echo "$target $mode $rate $((c1 - c0))" >"$OUT/raw/cpu-$target-$mode-$rate"
+    fi
+    if [ -n "$pid" ]; then
+      echo "$target $mode $rate $(awk '/^VmRSS/ {r=$2} /^VmHWM/ {h=$2} END {print r, h}' "/proc/$pid/status")" >"$OUT/raw/rss-$target-$mode-$rate"
+    fi
+    sleep 1
+  done
   printf '  %-8s %-6s %6s/s  %s\n' "$target" "$mode" "$rate" \
-    "$(node -e "const r=require('$OUT/$target-$mode-$rate.json');console.log('ok',r.ok,'errors',r.errors,'p50',r.latency_us.p50,'us p99',r.latency_us.p99,'us')" 2>/dev/null || echo '?')"
-  sleep 1
+    "$(node -e "const r=require('$best');console.log('ok',r.ok,'errors',r.errors,'p50',r.latency_us.p50,'us p99',r.latency_us.p99,'us')" 2>/dev/null || echo '?')"
 }
 
 targets="direct tiergate"
@@ -133,16 +150,30 @@ echo "results in $OUT"
 nproc >"$OUT/nproc.txt"
 cut -d' ' -f1-3 /proc/loadavg >"$OUT/load.txt"
 echo "load: $DURATION s per run after $WARMUP s warm-up; machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-for mode in plain stream; do
-  for rate in $RATES; do
-    for target in $targets; do run "$target" "$mode" "$rate"; done
+# Rate-major order, so the RSS after each run reflects the rates so far, not an earlier overload;
+# repeats interleaved across targets, so a noisy minute hits all of them alike.
+for rate in $RATES; do
+  for mode in plain stream; do
+    for k in $(seq "${REPEAT:-1}"); do
+      for target in $targets; do run "$target" "$mode" "$rate" "$k" "$k"; done
+    done
   done
 done
 
 # Highest rate held with no errors (and the offered rate achieved), per gateway.
+held_ok() {
+  node -e "const r=require('$1');process.exit(r.errors===0&&r.achieved_rps>=0.97*r.rate&&r.latency_us.p99<100000?0:1)" 2>/dev/null
+}
 for target in $targets; do
   for mode in plain stream; do
     for rate in $MAX_RATES; do
+      # Below a rate this target already held, nothing to learn.
+      skip=0
+      for f in "$OUT/$target-$mode-"*.json; do
+        r=${f##*-}; r=${r%.json}
+        [ "$r" -ge "$rate" ] 2>/dev/null && held_ok "$f" && skip=1
+      done
+      [ "$skip" = 1 ] && [ ! -f "$OUT/$target-$mode-$rate.json" ] && continue
       [ -f "$OUT/$target-$mode-$rate.json" ] || run "$target" "$mode" "$rate"
       if ! node -e "const r=require('$OUT/$target-$mode-$rate.json');process.exit(r.errors===0&&r.achieved_rps>=0.97*r.rate&&r.latency_us.p99<100000?0:1)" 2>/dev/null; then
         break
@@ -151,8 +182,10 @@ for target in $targets; do
   done
 done
 
+cat "$OUT"/raw/cpu-* >"$OUT/cpu.txt" 2>/dev/null || true
+cat "$OUT"/raw/rss-* >"$OUT/rss.txt" 2>/dev/null || true
 grep -E '^(VmRSS|VmHWM)' "/proc/$TG_PID/status" >"$OUT/tiergate.rss" || true
-echo "$(cat "$OUT/load.txt") at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" >"$OUT/load.txt"
+echo "$(cat "$OUT/load.txt") at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end; benchmark processes at nice ${NICE:-0}" >"$OUT/load.txt"
 [ -n "${PK_PID:-}" ] && { grep -E '^(VmRSS|VmHWM)' "/proc/$PK_PID/status" >"$OUT/portkey.rss" 2>/dev/null || true; }
 
 # Clean shutdown: every row must be on disk afterwards.
