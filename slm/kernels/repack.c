@@ -102,9 +102,44 @@ static void pack_nibbles(uint8_t *q, const uint8_t *const u[8]) {
         q[32 * c + 4 * r + e] = (uint8_t)((u[r][4 * c + e] & 0x0f) | ((u[r][16 + 4 * c + e] & 0x0f) << 4));
 }
 
+/* The legacy types need no decoding: their x8 quant bytes are the original bytes, moved in groups
+ * of 4 (Q4_0/Q5_0 nibble pairs j, j+16 are already paired as x8 wants them; Q8_0 adds 128). */
+static void repack_legacy(enum slm_type t, int64_t nb, int64_t nrows, const uint8_t *src, size_t stride, uint8_t *dst) {
+  const size_t bs = slm_type_infos[t].size, xs = t == SLM_TYPE_Q8_0 ? 272 : t == SLM_TYPE_Q4_0 ? 144 : 176;
+  for (int64_t g = 0; g < nrows / 8; g++)
+    for (int64_t b = 0; b < nb; b++) {
+      uint8_t *o = dst + ((size_t)g * (size_t)nb + (size_t)b) * xs;
+      uint32_t h[8] = {0};
+      for (int r = 0; r < 8; r++) {
+        const uint8_t *blk = src + (size_t)(8 * g + r) * stride + (size_t)b * bs;
+        memcpy(o + 2 * r, blk, 2);   /* d */
+        if (t == SLM_TYPE_Q8_0) {
+          for (int c = 0; c < 8; c++) {
+            uint32_t v;
+            memcpy(&v, blk + 2 + 4 * c, 4);
+            v ^= 0x80808080u;
+            memcpy(o + 16 + 32 * c + 4 * r, &v, 4);
+          }
+        } else if (t == SLM_TYPE_Q4_0) {
+          for (int c = 0; c < 4; c++) memcpy(o + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
+        } else {
+          uint32_t qh;
+          memcpy(&qh, blk + 2, 4);
+          for (int c = 0; c < 8; c++) h[c] |= ((qh >> (4 * (c % 4) + 16 * (c / 4))) & 0x0f) << (4 * r);
+          for (int c = 0; c < 4; c++) memcpy(o + 48 + 32 * c + 4 * r, blk + 6 + 4 * c, 4);
+        }
+      }
+      if (t == SLM_TYPE_Q5_0) memcpy(o + 16, h, sizeof h);
+    }
+}
+
 void slm_repack_x8(enum slm_type t, int64_t n, int64_t nrows, const void *src, size_t src_stride, void *dst) {
   const size_t gsz = slm_repack_x8_size(t, n);
   if (!gsz || nrows % 8) return;
+  if (t == SLM_TYPE_Q8_0 || t == SLM_TYPE_Q4_0 || t == SLM_TYPE_Q5_0) {
+    repack_legacy(t, n / 32, nrows, src, src_stride, dst);
+    return;
+  }
   const int blck = slm_type_infos[t].blck;
   const int64_t nb = n / blck;
   const size_t bsz = gsz / (size_t)nb;
