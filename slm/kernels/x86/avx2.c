@@ -17,6 +17,7 @@
 #define T_VNNI 0
 #define T_NR 4
 #define T_NC 2
+#define T_FLOAT 1
 #define T_NCK 1
 #include "slm/kernels/x86/tmpl256.h"
 

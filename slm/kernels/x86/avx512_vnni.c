@@ -16,12 +16,14 @@
 #define T_VNNI 1
 #define T_NR 4
 #define T_NC 4
+#define T_FLOAT 0
 #define T_NCK 2
 #include "slm/kernels/x86/tmpl256.h"
 
+/* Float dots are not taken from this object: the AVX-512 level's zmm versions stay (F16/F32),
+ * and BF16 keeps the AVX2 version until the BF16 level. */
 void slm_kernels_fill_avx512_vnni(struct slm_kernels *k) {
   FN(fill_quant_dots)(k);
-  FN(fill_float_dots)(k);
   FN(fill_x8)(k);
 }
 

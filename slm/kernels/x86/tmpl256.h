@@ -4,7 +4,8 @@
  * registers, so bigger tiles). On Zen 4, 512-bit integer ops run as two 256-bit halves, so ymm
  * code with VNNI already reaches the int8 peak; what matters is the work per multiply-add.
  *
- * The includer defines SFX (a name suffix) and T_VNNI (0 or 1), T_NR and T_NC (largest tile).
+ * The includer defines SFX (a name suffix), T_VNNI (0 or 1), T_NR, T_NC, T_NCK (largest tiles)
+ * and T_FLOAT (1: also the float-type dots).
  *
  * DESIGN. Every quantized dot is exact integer arithmetic per block followed by the float
  * scaling the reference (ref.c) states; only the order of float additions differs (lanes, then a
@@ -588,6 +589,8 @@ static void FN(fill_x8)(struct slm_kernels *k) {
 
 /* ---------------------------------------------------------------- float types */
 
+#if T_FLOAT   /* only the AVX2 object: higher levels have zmm versions (avx512.c, avx512_vnni.c) */
+
 ALWAYS_INLINE __m256 FN(ld_f32)(const void *p) { return _mm256_loadu_ps((const float *)p); }
 ALWAYS_INLINE __m256 FN(ld_f16)(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 ALWAYS_INLINE __m256 FN(ld_bf16)(const void *p) {
@@ -712,3 +715,4 @@ static void FN(fill_float_dots)(struct slm_kernels *k) {
   k->vec_dot[SLM_TYPE_BF16] = FN(vec_dot_bf16);
   k->gemm[SLM_TYPE_BF16] = FN(gemm_bf16);
 }
+#endif   /* T_FLOAT */
