@@ -387,7 +387,9 @@ struct slm_model *slm_model_load(const char *path, const struct slm_model_params
   char sub[256];
   int rc = gguf_open(path, &m->gguf, sub, sizeof sub);
   if (rc < 0) {
-    set_err(err, errlen, "%s: %s", path, sub);
+    /* the reader's messages usually name the file already */
+    if (!strncmp(sub, path, strlen(path))) set_err(err, errlen, "%s", sub);
+    else set_err(err, errlen, "%s: %s", path, sub);
     goto fail;
   }
   rc = slm_vocab_load(m->gguf, &m->vocab, sub, sizeof sub);

@@ -131,55 +131,50 @@ int slm_tool_bench(int argc, char **argv) {
   enum slm_kv_type kv = SLM_KV_F16;
   tl[0] = slm_context_default_params().n_threads;
 
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    bool takes = !strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-p") ||
-                 !strcmp(a, "--n-prompt") || !strcmp(a, "-n") || !strcmp(a, "--n-gen") ||
-                 !strcmp(a, "-t") || !strcmp(a, "--threads") || !strcmp(a, "-r") ||
-                 !strcmp(a, "--repetitions") || !strcmp(a, "--kv-type") || !strcmp(a, "--cpu");
-    if (takes && !v) {
-      fprintf(stderr, "slm bench: %s needs a value\n", a);
-      return 2;
-    }
-    bool bad = false;
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+  struct slm_args args = slm_args_init("bench", argc, argv);
+  const char *arg, *v;
+  int64_t iv;
+  while ((arg = slm_args_next(&args))) {
+    if (slm_args_help(arg)) {
       usage(stdout);
       return 0;
-    } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-      model_path = v;
-    } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
-      bad = (np = parse_list(v, 0, 65536, pl, MAX_LIST)) < 0;
-    } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
-      bad = (nn = parse_list(v, 0, 65536, nl, MAX_LIST)) < 0;
-    } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-      bad = (nt = parse_list(v, 1, 256, tl, MAX_LIST)) <= 0;
-    } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
-      long r[1];
-      bad = parse_list(v, 1, MAX_REPS, r, 1) != 1;
-      reps = r[0];
-    } else if (!strcmp(a, "--kv-type")) {
+    } else if (slm_args_is(arg, "-m", "--model")) {
+      if (!(model_path = slm_args_value(&args))) return 2;
+    } else if (slm_args_is(arg, "-p", "--n-prompt") || slm_args_is(arg, "-n", "--n-gen") ||
+               slm_args_is(arg, "-t", "--threads")) {
+      const char *flag = args.flag;
+      if (!(v = slm_args_value(&args))) return 2;
+      bool thr = slm_args_is(flag, "-t", "--threads");
+      long *dst = slm_args_is(flag, "-p", "--n-prompt") ? pl : slm_args_is(flag, "-n", "--n-gen") ? nl : tl;
+      int cnt = parse_list(v, thr ? 1 : 0, thr ? 256 : 65536, dst, MAX_LIST);
+      if (cnt <= 0)
+        return slm_tool_usage_error("bench", NULL, "%s: '%s' is not a list of integers in %s", flag, v,
+                                    thr ? "1..256" : "0..65536");
+      if (dst == pl) np = cnt;
+      else if (dst == nl) nn = cnt;
+      else nt = cnt;
+    } else if (slm_args_is(arg, "-r", "--repetitions")) {
+      if (slm_args_int(&args, 1, MAX_REPS, &iv)) return 2;
+      reps = (long)iv;
+    } else if (slm_args_is(arg, NULL, "--kv-type")) {
+      if (!(v = slm_args_value(&args))) return 2;
       if (!strcmp(v, "f16")) kv = SLM_KV_F16;
       else if (!strcmp(v, "f32")) kv = SLM_KV_F32;
-      else bad = true;
-    } else if (!strcmp(a, "--cpu")) {
-      bad = (cpu = cpu_level(v)) < 0;
-    } else if (!strcmp(a, "--json")) {
+      else return slm_tool_usage_error("bench", NULL, "--kv-type: '%s' is not f16 or f32", v);
+    } else if (slm_args_is(arg, NULL, "--cpu")) {
+      if (!(v = slm_args_value(&args))) return 2;
+      if ((cpu = cpu_level(v)) < 0)
+        return slm_tool_usage_error("bench", NULL, "--cpu: '%s' is not ref, avx2, avx512, vnni or bf16", v);
+    } else if (slm_args_is(arg, NULL, "--json")) {
       json = true;
     } else {
-      fprintf(stderr, "slm bench: unknown option '%s'\n", a);
       usage(stderr);
-      return 2;
+      return slm_args_unknown(&args, NULL);
     }
-    if (bad) {
-      fprintf(stderr, "slm bench: bad value for %s: '%s'\n", a, v);
-      return 2;
-    }
-    if (takes) i++;
   }
   if (!model_path) {
-    fputs("slm bench: need -m FILE\n", stderr);
     usage(stderr);
-    return 2;
+    return slm_tool_usage_error("bench", NULL, "-m FILE is required");
   }
 
   struct slm_model_params mp = slm_model_default_params();
@@ -187,7 +182,7 @@ int slm_tool_bench(int argc, char **argv) {
   char err[512];
   struct slm_model *m = slm_model_load(model_path, &mp, err, sizeof err);
   if (!m) {
-    fprintf(stderr, "slm bench: %s\n", err);
+    slm_tool_errorf("bench", "%s", err);
     return 1;
   }
   struct stat st;
@@ -201,7 +196,7 @@ int slm_tool_bench(int argc, char **argv) {
   json_t *out = json_array();
   int rc = 0;
   if (!toks || !samples || !out) {
-    fputs("slm bench: out of memory\n", stderr);
+    slm_tool_errorf("bench", "out of memory");
     rc = 1;
     goto done;
   }
@@ -224,7 +219,7 @@ int slm_tool_bench(int argc, char **argv) {
         cp.kv_type = kv;
         struct slm_context *c = slm_context_new(m, &cp);
         if (!c) {
-          fprintf(stderr, "slm bench: cannot create a context\n");
+          slm_tool_errorf("bench", "cannot create a context");
           rc = 1;
           goto done;
         }
@@ -235,7 +230,7 @@ int slm_tool_bench(int argc, char **argv) {
           samples[r] = (n_prompt + n_gen) / s;
         }
         if (fail) {
-          fprintf(stderr, "slm bench: %s\n", slm_errmsg(c));
+          slm_tool_errorf("bench", "%s", slm_errmsg(c));
           slm_context_free(c);
           rc = 1;
           goto done;

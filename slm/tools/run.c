@@ -63,24 +63,6 @@ static double now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) return -1;
-  *out = v;
-  return 0;
-}
-
-static int parse_float(const char *s, float *out) {
-  char *end;
-  errno = 0;
-  float v = strtof(s, &end);
-  if (errno || end == s || *end || v != v) return -1;
-  *out = v;
-  return 0;
-}
-
 static int cpu_level(const char *s) {
   if (!strcmp(s, "ref")) return 0;
   if (!strcmp(s, "avx2")) return 1;
@@ -176,99 +158,87 @@ int slm_tool_run(int argc, char **argv) {
   enum slm_kv_type kv = SLM_KV_F16;
   struct slm_sampler_params sp = slm_sampler_default_params();
 
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    long lv;
-#define NEED_ARG()                                                  \
-  do {                                                              \
-    if (!v) {                                                       \
-      fprintf(stderr, "slm run: %s needs a value\n", a);            \
-      return 2;                                                     \
-    }                                                               \
-    i++;                                                            \
-  } while (0)
-#define BAD_VALUE()                                                 \
-  do {                                                              \
-    fprintf(stderr, "slm run: bad value for %s: '%s'\n", a, v);     \
-    return 2;                                                       \
-  } while (0)
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+  struct slm_args args = slm_args_init("run", argc, argv);
+  const char *arg;
+  int64_t iv;
+  double fv;
+  while ((arg = slm_args_next(&args))) {
+#define VAL(dst) if (!((dst) = slm_args_value(&args))) return 2
+#define INT(lo, hi, dst) do { if (slm_args_int(&args, lo, hi, &iv)) return 2; (dst) = iv; } while (0)
+#define FLT(lo, hi, dst) do { if (slm_args_float(&args, lo, hi, &fv)) return 2; (dst) = (float)fv; } while (0)
+    if (slm_args_help(arg)) {
       usage(stdout);
       return 0;
-    } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-      NEED_ARG(); model_path = v;
-    } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-      NEED_ARG(); prompt = v;
-    } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
-      NEED_ARG(); prompt_file = v;
-    } else if (!strcmp(a, "--tokens")) {
-      NEED_ARG(); tokens_arg = v;
-    } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-      NEED_ARG(); if (parse_long(v, 0, 1 << 20, &n_predict)) BAD_VALUE();
-    } else if (!strcmp(a, "--ignore-eos")) {
+    } else if (slm_args_is(arg, "-m", "--model")) {
+      VAL(model_path);
+    } else if (slm_args_is(arg, "-p", "--prompt")) {
+      VAL(prompt);
+    } else if (slm_args_is(arg, "-f", "--file")) {
+      VAL(prompt_file);
+    } else if (slm_args_is(arg, NULL, "--tokens")) {
+      VAL(tokens_arg);
+    } else if (slm_args_is(arg, "-n", "--n-predict")) {
+      INT(0, 1 << 20, n_predict);
+    } else if (slm_args_is(arg, NULL, "--ignore-eos")) {
       ignore_eos = true;
-    } else if (!strcmp(a, "--temp")) {
-      NEED_ARG(); if (parse_float(v, &sp.temperature)) BAD_VALUE();
-    } else if (!strcmp(a, "--top-k")) {
-      NEED_ARG(); if (parse_long(v, 0, INT32_MAX, &lv)) BAD_VALUE(); sp.top_k = (int32_t)lv;
-    } else if (!strcmp(a, "--top-p")) {
-      NEED_ARG(); if (parse_float(v, &sp.top_p)) BAD_VALUE();
-    } else if (!strcmp(a, "--min-p")) {
-      NEED_ARG(); if (parse_float(v, &sp.min_p)) BAD_VALUE();
-    } else if (!strcmp(a, "--repeat-penalty")) {
-      NEED_ARG(); if (parse_float(v, &sp.repeat_penalty)) BAD_VALUE();
-    } else if (!strcmp(a, "--presence-penalty")) {
-      NEED_ARG(); if (parse_float(v, &sp.presence_penalty)) BAD_VALUE();
-    } else if (!strcmp(a, "--frequency-penalty")) {
-      NEED_ARG(); if (parse_float(v, &sp.frequency_penalty)) BAD_VALUE();
-    } else if (!strcmp(a, "--repeat-last-n")) {
-      NEED_ARG(); if (parse_long(v, 0, 1 << 20, &lv)) BAD_VALUE(); sp.penalty_last_n = (int32_t)lv;
-    } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
-      NEED_ARG();
-      char *end;
-      errno = 0;
-      unsigned long long s = strtoull(v, &end, 10);
-      if (errno || end == v || *end) BAD_VALUE();
-      sp.seed = s;
-    } else if (!strcmp(a, "--stop")) {
-      NEED_ARG();
-      if (n_stops == MAX_STOPS) {
-        fprintf(stderr, "slm run: at most %d --stop strings\n", MAX_STOPS);
-        return 2;
-      }
+    } else if (slm_args_is(arg, NULL, "--temp")) {
+      FLT(0, 1e6, sp.temperature);
+    } else if (slm_args_is(arg, NULL, "--top-k")) {
+      INT(0, INT32_MAX, sp.top_k);
+    } else if (slm_args_is(arg, NULL, "--top-p")) {
+      FLT(0, 1, sp.top_p);
+    } else if (slm_args_is(arg, NULL, "--min-p")) {
+      FLT(0, 1, sp.min_p);
+    } else if (slm_args_is(arg, NULL, "--repeat-penalty")) {
+      FLT(0, 1e6, sp.repeat_penalty);
+    } else if (slm_args_is(arg, NULL, "--presence-penalty")) {
+      FLT(-1e6, 1e6, sp.presence_penalty);
+    } else if (slm_args_is(arg, NULL, "--frequency-penalty")) {
+      FLT(-1e6, 1e6, sp.frequency_penalty);
+    } else if (slm_args_is(arg, NULL, "--repeat-last-n")) {
+      INT(0, 1 << 20, sp.penalty_last_n);
+    } else if (slm_args_is(arg, "-s", "--seed")) {
+      INT(0, INT64_MAX, sp.seed);
+    } else if (slm_args_is(arg, NULL, "--stop")) {
+      const char *v;
+      VAL(v);
+      if (n_stops == MAX_STOPS)
+        return slm_tool_usage_error("run", NULL, "at most %d --stop strings", MAX_STOPS);
       if (*v) stops[n_stops++] = v;
-    } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-      NEED_ARG(); if (parse_long(v, 1, 256, &threads)) BAD_VALUE();
-    } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-      NEED_ARG(); if (parse_long(v, 1, 1 << 24, &n_ctx)) BAD_VALUE();
-    } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
-      NEED_ARG(); if (parse_long(v, 1, 65536, &n_batch)) BAD_VALUE();
-    } else if (!strcmp(a, "--kv-type")) {
-      NEED_ARG();
+    } else if (slm_args_is(arg, "-t", "--threads")) {
+      INT(1, 256, threads);
+    } else if (slm_args_is(arg, "-c", "--ctx-size")) {
+      INT(1, 1 << 24, n_ctx);
+    } else if (slm_args_is(arg, "-b", "--batch-size")) {
+      INT(1, 65536, n_batch);
+    } else if (slm_args_is(arg, NULL, "--kv-type")) {
+      const char *v;
+      VAL(v);
       if (!strcmp(v, "f16")) kv = SLM_KV_F16;
       else if (!strcmp(v, "f32")) kv = SLM_KV_F32;
-      else BAD_VALUE();
-    } else if (!strcmp(a, "--cpu")) {
-      NEED_ARG(); if ((cpu = cpu_level(v)) < 0) BAD_VALUE();
-    } else if (!strcmp(a, "--json")) {
+      else return slm_tool_usage_error("run", NULL, "--kv-type: '%s' is not f16 or f32", v);
+    } else if (slm_args_is(arg, NULL, "--cpu")) {
+      const char *v;
+      VAL(v);
+      if ((cpu = cpu_level(v)) < 0)
+        return slm_tool_usage_error("run", NULL, "--cpu: '%s' is not ref, avx2, avx512, vnni or bf16", v);
+    } else if (slm_args_is(arg, NULL, "--json")) {
       json = true;
-    } else if (!strcmp(a, "--top-logits")) {
-      NEED_ARG(); if (parse_long(v, 0, 1000, &top_logits_k)) BAD_VALUE();
-    } else if (!strcmp(a, "--n-probs")) {
-      NEED_ARG(); if (parse_long(v, 0, 1000, &n_probs)) BAD_VALUE();
+    } else if (slm_args_is(arg, NULL, "--top-logits")) {
+      INT(0, 1000, top_logits_k);
+    } else if (slm_args_is(arg, NULL, "--n-probs")) {
+      INT(0, 1000, n_probs);
     } else {
-      fprintf(stderr, "slm run: unknown option '%s'\n", a);
       usage(stderr);
-      return 2;
+      return slm_args_unknown(&args, NULL);
     }
-#undef NEED_ARG
-#undef BAD_VALUE
+#undef VAL
+#undef INT
+#undef FLT
   }
   if (!model_path || (!!prompt + !!prompt_file + !!tokens_arg) != 1) {
-    fputs("slm run: need -m FILE and exactly one of -p PROMPT, -f FILE, --tokens IDS\n", stderr);
     usage(stderr);
-    return 2;
+    return slm_tool_usage_error("run", NULL, "need -m FILE and exactly one of -p PROMPT, -f FILE, --tokens IDS");
   }
   sp.n_probs = (int32_t)n_probs;
 
@@ -288,7 +258,7 @@ int slm_tool_run(int argc, char **argv) {
   char err[512];
   m = slm_model_load(model_path, &mp, err, sizeof err);
   if (!m) {
-    fprintf(stderr, "slm run: %s\n", err);
+    slm_tool_errorf("run", "%s", err);
     goto out;
   }
   double t_load = now_ms() - t0;
@@ -300,12 +270,12 @@ int slm_tool_run(int argc, char **argv) {
     ptoks = malloc(sizeof *ptoks * 65536);
     np = ptoks ? parse_ids(tokens_arg, ptoks, 65536) : -1;
     if (np < 0) {
-      fprintf(stderr, "slm run: bad --tokens list\n");
+      slm_tool_errorf("run", "bad --tokens list");
       goto out;
     }
     for (int32_t i = 0; i < np; i++)
       if (ptoks[i] >= nv) {
-        fprintf(stderr, "slm run: token %d out of range (n_vocab %d)\n", ptoks[i], nv);
+        slm_tool_errorf("run", "token %d out of range (n_vocab %d)", ptoks[i], nv);
         goto out;
       }
   } else {
@@ -313,7 +283,7 @@ int slm_tool_run(int argc, char **argv) {
     if (prompt_file) {
       FILE *f = fopen(prompt_file, "rb");
       if (!f) {
-        fprintf(stderr, "slm run: cannot open %s: %s\n", prompt_file, strerror(errno));
+        slm_tool_errorf("run", "cannot open %s: %s", prompt_file, strerror(errno));
         goto out;
       }
       prompt_buf = malloc(16u << 20);
@@ -321,7 +291,7 @@ int slm_tool_run(int argc, char **argv) {
       bool more = prompt_buf && !feof(f);
       fclose(f);
       if (!prompt_buf || more) {
-        fprintf(stderr, "slm run: %s: prompt file too large (16 MiB max)\n", prompt_file);
+        slm_tool_errorf("run", "%s: prompt file too large (16 MiB max)", prompt_file);
         goto out;
       }
       prompt = prompt_buf;
@@ -332,12 +302,12 @@ int slm_tool_run(int argc, char **argv) {
     ptoks = malloc(sizeof *ptoks * (size_t)cap);
     np = ptoks ? slm_tokenize(m, prompt, plen, ptoks, cap, true, true) : -1;
     if (np < 0) {
-      fprintf(stderr, "slm run: cannot tokenize the prompt\n");
+      slm_tool_errorf("run", "cannot tokenize the prompt");
       goto out;
     }
   }
   if (np == 0) {
-    fprintf(stderr, "slm run: empty prompt\n");
+    slm_tool_errorf("run", "empty prompt");
     goto out;
   }
 
@@ -348,11 +318,11 @@ int slm_tool_run(int argc, char **argv) {
   cp.kv_type = kv;
   c = slm_context_new(m, &cp);
   if (!c) {
-    fprintf(stderr, "slm run: cannot create a context\n");
+    slm_tool_errorf("run", "cannot create a context");
     goto out;
   }
   if ((uint32_t)np > slm_context_n_ctx(c)) {
-    fprintf(stderr, "slm run: prompt of %d tokens does not fit the context of %u\n", np,
+    slm_tool_errorf("run", "prompt of %d tokens does not fit the context of %u", np,
             slm_context_n_ctx(c));
     goto out;
   }
@@ -368,7 +338,7 @@ int slm_tool_run(int argc, char **argv) {
   tp = calloc((size_t)n_probs + 1, sizeof *tp);
   if (n_probs > 0) probs = json_array();
   if (!smp || !gen || !text || (top_logits_k > 0 && (!top_ids || !steps)) || !tp) {
-    fprintf(stderr, "slm run: out of memory\n");
+    slm_tool_errorf("run", "out of memory");
     goto out;
   }
   for (int32_t i = 0; i < np; i++) slm_sampler_accept(smp, ptoks[i]);
@@ -380,7 +350,7 @@ int slm_tool_run(int argc, char **argv) {
     struct slm_batch b = slm_batch_one(ptoks + i, nb);
     int drc = slm_decode(c, &b);
     if (drc < 0) {
-      fprintf(stderr, "slm run: %s\n", slm_errmsg(c));
+      slm_tool_errorf("run", "%s", slm_errmsg(c));
       goto out;
     }
   }
@@ -417,7 +387,7 @@ int slm_tool_run(int argc, char **argv) {
       size_t need = (size_t)(-w) * 2;
       char *nt = need <= (64u << 20) ? realloc(text, need) : NULL;
       if (!nt) {
-        fprintf(stderr, "slm run: generated text too long\n");
+        slm_tool_errorf("run", "generated text too long");
         goto out;
       }
       text = nt;
@@ -442,7 +412,7 @@ int slm_tool_run(int argc, char **argv) {
     int drc = slm_decode(c, &b);
     if (drc == -ENOSPC) break;   /* context full: stop like llama.cpp does */
     if (drc < 0) {
-      fprintf(stderr, "slm run: %s\n", slm_errmsg(c));
+      slm_tool_errorf("run", "%s", slm_errmsg(c));
       goto out;
     }
     logits = slm_get_logits(c, 0);
@@ -452,7 +422,7 @@ int slm_tool_run(int argc, char **argv) {
   if (!json) {
     if (text_len > shown) fwrite(text + shown, 1, text_len - shown, stdout);
     fputc('\n', stdout);
-    fprintf(stderr, "slm run: prompt %d tokens in %.1f ms (%.1f t/s), generated %d tokens in %.1f ms (%.1f t/s)\n",
+    slm_tool_errorf("run", "prompt %d tokens in %.1f ms (%.1f t/s), generated %d tokens in %.1f ms (%.1f t/s)",
             np, t_prompt, np / (t_prompt / 1e3), ng, t_gen, ng > 0 ? ng / (t_gen / 1e3) : 0.0);
   } else {
     json_t *o = json_object();
