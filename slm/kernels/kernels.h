@@ -106,20 +106,21 @@ void slm_quantize_row(enum slm_type t, const float *src, void *dst, int64_t n);
  * sequential stream (the prefetcher follows it, unlike 4 rows read side by side), at the same
  * size as the original rows (Q4_K: +2.8%, 6-bit scales and mins stored as bytes).
  *
- * Types with an x8 form: Q8_0, Q4_0, Q5_0, Q4_K, Q6_K (slm_repack_x8_size() != 0). Layout per block
+ * Types with an x8 form: Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K (slm_repack_x8_size() != 0). Layout per block
  * index b of a group (all little-endian; r = row 0..7, e = 0..3):
  *   Q8_0  (272 B) f16 d[8]; u8 q[8][8][4]: q[c][r][e] = w[r][4c+e] + 128
  *   Q4_0  (144 B) f16 d[8]; u8 q[4][8][4]: q[c][r][e] = n[r][4c+e] | n[r][16+4c+e] << 4 (nibbles 0..15)
  *   Q5_0  (176 B) f16 d[8]; u32 h[8]: bit 4r+e of h[c] = bit 4 of value 4c+e of row r; q as Q4_0
  *   Q4_K (1184 B) f16 d[8], dmin[8]; u8 sc[8][8] (sub-block, row); u8 m[8][8]; then per sub-block
  *                 j of 32 values, u8 q[4][8][4] as Q4_0 over values 32j..32j+31
+ *   Q5_K (1440 B) as Q4_K, then u32 h[8][8]: bit 4r+e of h[j][c] = bit 4 of value 32j+4c+e
  *   Q6_K (1680 B) f16 d[8]; i8 sc[16][8]; per group g of 32 values: u8 lo[4][8][4] (low nibbles of
  *                 u = q + 32, as Q4_0), then u8 hi[2][8][4]: bits 2k..2k+1 of hi[h][r][e] = bits 4..5
  *                 of value 4(4h+k)+e
  * The dot of each row is the reference's integer sum per block, scaled in float one block at a
  * time, in this order (fmaf: one rounding):
  *   Q8_0/Q4_0/Q5_0:  acc = fmaf((float)isum_b, dw_b * da_b, acc)
- *   Q4_K:            acc = fmaf((float)isum_B, da_B * d_B, acc); acc = fmaf(-(float)imin_B, da_B * dmin_B, acc)
+ *   Q4_K, Q5_K:      acc = fmaf((float)isum_B, da_B * d_B, acc); acc = fmaf(-(float)imin_B, da_B * dmin_B, acc)
  *   Q6_K:            acc = fmaf((float)isum_B, da_B * d_B, acc)
  * so SIMD versions (lanes = rows) equal slm_gemm_x8_ref bit for bit, and the reference vec_dot on
  * the original rows within float reordering. Every nc gives the same bits per (row, input row).

@@ -18,6 +18,7 @@ size_t slm_repack_x8_size(enum slm_type t, int64_t n) {
   case SLM_TYPE_Q4_0: return n % 32 ? 0 : (size_t)(n / 32) * 144;
   case SLM_TYPE_Q5_0: return n % 32 ? 0 : (size_t)(n / 32) * 176;
   case SLM_TYPE_Q4_K: return n % QK_K ? 0 : (size_t)(n / QK_K) * 1184;
+  case SLM_TYPE_Q5_K: return n % QK_K ? 0 : (size_t)(n / QK_K) * 1440;
   case SLM_TYPE_Q6_K: return n % QK_K ? 0 : (size_t)(n / QK_K) * 1680;
   default: return 0;
   }
@@ -70,6 +71,18 @@ static void decode_block(enum slm_type t, const uint8_t *row, int64_t b, struct 
       for (int l = 0; l < 32; l++) {
         o->u[64 * k + l] = x->qs[32 * k + l] & 0x0f;
         o->u[64 * k + 32 + l] = x->qs[32 * k + l] >> 4;
+      }
+    break;
+  }
+  case SLM_TYPE_Q5_K: {
+    const block_q5_K *x = (const block_q5_K *)row + b;
+    o->d = x->d;
+    o->dmin = x->dmin;
+    for (int j = 0; j < 8; j++) slm_k4_scale_min(j, x->scales, &o->sc[j], &o->m[j]);
+    for (int k = 0; k < 4; k++)
+      for (int l = 0; l < 32; l++) {
+        o->u[64 * k + l] = (uint8_t)((x->qs[32 * k + l] & 0x0f) | (((x->qh[l] >> (2 * k)) & 1) << 4));
+        o->u[64 * k + 32 + l] = (uint8_t)((x->qs[32 * k + l] >> 4) | (((x->qh[l] >> (2 * k + 1)) & 1) << 4));
       }
     break;
   }
@@ -173,7 +186,7 @@ void slm_repack_x8(enum slm_type t, int64_t n, int64_t nrows, const void *src, s
         pack_nibbles(q, u);
         break;
       }
-      case SLM_TYPE_Q4_K: {
+      case SLM_TYPE_Q4_K: case SLM_TYPE_Q5_K: {
         for (int r = 0; r < 8; r++) d[8 + r] = bk[r].dmin;
         for (int j = 0; j < 8; j++)
           for (int r = 0; r < 8; r++) {
@@ -184,6 +197,13 @@ void slm_repack_x8(enum slm_type t, int64_t n, int64_t nrows, const void *src, s
           const uint8_t *u[8];
           for (int r = 0; r < 8; r++) u[r] = bk[r].u + 32 * j;
           pack_nibbles(o + 160 + 128 * j, u);
+          if (t == SLM_TYPE_Q5_K)
+            for (int c = 0; c < 8; c++) {
+              uint32_t h = 0;
+              for (int r = 0; r < 8; r++)
+                for (int e = 0; e < 4; e++) h |= (uint32_t)((u[r][4 * c + e] >> 4) & 1) << (4 * r + e);
+              memcpy(o + 1184 + 32 * j + 4 * c, &h, 4);
+            }
         }
         break;
       }
@@ -231,6 +251,11 @@ static int x8_value(enum slm_type t, const uint8_t *o, int r, int v) {
     return nib(o + 48, r, v) | (int)(((h >> (4 * r + v % 4)) & 1) << 4);
   }
   case SLM_TYPE_Q4_K: return nib(o + 160 + 128 * (v / 32), r, v % 32);
+  case SLM_TYPE_Q5_K: {
+    uint32_t h;
+    memcpy(&h, o + 1184 + 32 * (v / 32) + 4 * ((v % 32) / 4), 4);
+    return nib(o + 160 + 128 * (v / 32), r, v % 32) | (int)(((h >> (4 * r + v % 4)) & 1) << 4);
+  }
   case SLM_TYPE_Q6_K: {
     const uint8_t *lo = o + 144 + 192 * (v / 32), *hi = lo + 128;
     const int w = v % 32, c = w / 4, e = w % 4;
@@ -267,7 +292,7 @@ void slm_gemm_x8_ref(enum slm_type t, int64_t n, int nr, int nc, float *y, int64
           int isum = 0;
           for (int v = 0; v < 32; v++) isum += (x8_value(t, o, r, v) - z) * ab->qs[v];
           acc = fmaf((float)isum, f16v(o, r) * slm_f16_to_f32(ab->d), acc);
-        } else if (t == SLM_TYPE_Q4_K) {
+        } else if (t == SLM_TYPE_Q4_K || t == SLM_TYPE_Q5_K) {
           const block_q8_K *ab = (const block_q8_K *)arow + b;
           int isum = 0, imin = 0;
           for (int sb = 0; sb < 8; sb++) {

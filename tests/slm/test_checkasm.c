@@ -347,7 +347,7 @@ static void check_gemm(const struct slm_kernels *r, const struct slm_kernels *k)
 /* x8 (repacked) gemm: bit-exact against slm_gemm_x8_ref, which fixes the float order. */
 static void check_gemm_x8(const struct slm_kernels *r, const struct slm_kernels *k) {
   enum { MAXG = 3, MAXC = 9 };
-  static uint8_t w[MAXG * 8 * 1184 * 3], wx[MAXG * (1680 * 3 + 64)], a[MAXC * (292 * 3 + 8)];
+  static uint8_t w[MAXG * 8 * 210 * 3], wx[MAXG * (1680 * 3 + 64)], a[MAXC * (292 * 3 + 8)];
   static float ya[MAXC * (8 * MAXG + 5)], yb[MAXC * (8 * MAXG + 5)];
   static const int shapes[][2] = {{8, 1}, {16, 1}, {8, 4}, {24, 5}, {16, 9}, {8, 3}};
   for (int ti = 0; ti < N_WTYPES; ti++) {

@@ -441,15 +441,16 @@ ALWAYS_INLINE void FN(x8_legacy)(enum slm_type t, const int NC, int64_t nb, int 
   }
 }
 
-ALWAYS_INLINE void FN(x8_q4_K)(const int NC, int64_t nb, int ngroups, float *y, int64_t ys, const uint8_t *w,
-                           size_t ws, const uint8_t *a, size_t as) {
+/* Q4_K, and Q5_K (IS5: bit 4 of each value from a 32-bit mask per 4 columns x 8 rows) */
+ALWAYS_INLINE void FN(x8_q45_K)(const int IS5, const int NC, int64_t nb, int ngroups, float *y, int64_t ys,
+                                const uint8_t *w, size_t ws, const uint8_t *a, size_t as) {
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   for (int g = 0; g < ngroups; g++) {
     const uint8_t *grp = w + (size_t)g * ws;
     __m256 facc[X8_NC];
     UNROLL for (int j = 0; j < NC; j++) facc[j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-      const uint8_t *o = grp + (size_t)b * 1184;
+      const uint8_t *o = grp + (size_t)b * (IS5 ? 1440 : 1184);
       __m256i isum[X8_NC], imin[X8_NC];
       UNROLL for (int j = 0; j < NC; j++) isum[j] = imin[j] = _mm256_setzero_si256();
       UNROLL for (int sb = 0; sb < 8; sb++) {
@@ -459,7 +460,20 @@ ALWAYS_INLINE void FN(x8_q4_K)(const int NC, int64_t nb, int ngroups, float *y, 
         UNROLL for (int j = 0; j < NC; j++) dot[j] = _mm256_setzero_si256();
         UNROLL for (int c = 0; c < 4; c++) {
           const __m256i x = _mm256_loadu_si256((const __m256i *)(o + 160 + 128 * sb + 32 * c));
-          const __m256i lo = _mm256_and_si256(x, m4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+          __m256i lo = _mm256_and_si256(x, m4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+          if (IS5) {
+            const uint8_t *hb = o + 1184 + 32 * sb;
+#if T_VNNI
+            uint32_t h0, h1;
+            memcpy(&h0, hb + 4 * c, 4);
+            memcpy(&h1, hb + 4 * c + 16, 4);
+            lo = _mm256_mask_add_epi8(lo, _cvtu32_mask32(h0), lo, _mm256_set1_epi8(16));
+            hi = _mm256_mask_add_epi8(hi, _cvtu32_mask32(h1), hi, _mm256_set1_epi8(16));
+#else
+            lo = _mm256_or_si256(lo, FN(bit4_32)(hb + 4 * c));
+            hi = _mm256_or_si256(hi, FN(bit4_32)(hb + 4 * c + 16));
+#endif
+          }
           UNROLL for (int j = 0; j < NC; j++) {
             const int8_t *aq = ((const block_q8_K *)(a + j * as))[b].qs + 32 * sb;
             dot[j] = FN(dot_us)(dot[j], lo, FN(bcast4)(aq + 4 * c));
@@ -571,7 +585,12 @@ X8_ENTRY(FN(gemm_x8_q4_0), CALL_Q4_0, 32, nb <= X8_MAXNB, X8_NCL)
 X8_ENTRY(FN(gemm_x8_q5_0), CALL_Q5_0, 32, nb <= X8_MAXNB, X8_NCL)
 #undef T_TYPE
 #define T_TYPE SLM_TYPE_Q4_K
-X8_ENTRY(FN(gemm_x8_q4_K), FN(x8_q4_K), 256, 1, X8_NC)
+#define CALL_Q4_K(NC, ...) FN(x8_q45_K)(0, NC, __VA_ARGS__)
+X8_ENTRY(FN(gemm_x8_q4_K), CALL_Q4_K, 256, 1, X8_NC)
+#undef T_TYPE
+#define T_TYPE SLM_TYPE_Q5_K
+#define CALL_Q5_K(NC, ...) FN(x8_q45_K)(1, NC, __VA_ARGS__)
+X8_ENTRY(FN(gemm_x8_q5_K), CALL_Q5_K, 256, 1, X8_NC)
 #undef T_TYPE
 #define T_TYPE SLM_TYPE_Q6_K
 X8_ENTRY(FN(gemm_x8_q6_K), FN(x8_q6_K), 256, 1, X8_NC)
@@ -584,6 +603,7 @@ static void FN(fill_x8)(struct slm_kernels *k) {
   k->gemm_x8[SLM_TYPE_Q4_0] = FN(gemm_x8_q4_0);
   k->gemm_x8[SLM_TYPE_Q5_0] = FN(gemm_x8_q5_0);
   k->gemm_x8[SLM_TYPE_Q4_K] = FN(gemm_x8_q4_K);
+  k->gemm_x8[SLM_TYPE_Q5_K] = FN(gemm_x8_q5_K);
   k->gemm_x8[SLM_TYPE_Q6_K] = FN(gemm_x8_q6_K);
 }
 
