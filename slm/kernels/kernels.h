@@ -15,7 +15,8 @@
  * arithmetic and scaled per block. F16/BF16 weights take F16/BF16 activations... or F32 where
  * slm_vec_dot_type() says so.
  *
- * No kernel allocates, none keeps state, all are safe to call from any thread.
+ * No kernel allocates, none keeps state, all are safe to call from any thread. Stack use is small
+ * except gemm_x8 on Q8_0/Q4_0/Q5_0, which keeps activation block sums on the stack (32 KiB).
  */
 #ifndef SLM_KERNELS_KERNELS_H
 #define SLM_KERNELS_KERNELS_H

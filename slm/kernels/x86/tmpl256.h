@@ -366,7 +366,7 @@ static void FN(fill_quant_dots)(struct slm_kernels *k) {
 #ifndef X8_NC
 #define X8_NC 4     /* K types: 4 accumulator sets of 4 vectors each */
 #define X8_NCL 8    /* legacy types: 8 activation rows per weight load (2 vectors each) */
-#define X8_MAXNB 2048
+#define X8_MAXNB 1024   /* legacy activation block sums on the stack (32 KiB): n <= 32768, else the C reference */
 #endif   /* activation block sums on the stack: n <= 65536 (else the C reference) */
 
 ALWAYS_INLINE __m256i FN(bcast4)(const int8_t *p) {
