@@ -754,9 +754,10 @@ static const char *const price_keys[] = {"input", "cached_input", "cache_write",
 static const char *const limits_keys[] = {"max_body_bytes", "connect_timeout", "first_byte_timeout",
                                           "total_timeout", "client_timeout", "idle_timeout",
                                           "max_connections", NULL};
-static const char *const retry_keys[] = {"max_attempts", "base_delay", "max_delay", "on", NULL};
+static const char *const retry_keys[] = {"max_attempts", "base_delay", "max_delay", "on",
+                                         "jitter", "budget", NULL};
 static const char *const breaker_keys[] = {"failures", "error_rate", "min_requests", "window",
-                                           "cooldown", NULL};
+                                           "cooldown", "on", NULL};
 static const char *const timeouts_keys[] = {"connect", "first_byte", "idle", "total", NULL};
 
 /* A list of strings (or one string) under N, in the tmp arena. */
@@ -803,10 +804,15 @@ static bool get_fail_mask(struct ld *ld, const yaml_node_t *n, unsigned *out) {
     else if (!strcmp(s, "429")) m |= POL_FAIL_429;
     else if (!strcmp(s, "5xx")) m |= POL_FAIL_5XX;
     else if (!strcmp(s, "529")) m |= POL_FAIL_529;
-    else if (!strcmp(s, "4xx")) m |= POL_FAIL_4XX;
+    else if (!strcmp(s, "4xx") || !strcmp(s, "client_error")) m |= POL_FAIL_4XX;
+    else if (!strcmp(s, "rate_limit")) m |= POL_FAIL_429;
+    else if (!strcmp(s, "server_error")) m |= POL_FAIL_5XX;
+    else if (!strcmp(s, "overloaded")) m |= POL_FAIL_529;
+    else if (!strcmp(s, "context_length")) m |= POL_FAIL_CONTEXT;
     else {
       err_node(ld, items[i], "unknown failure class '%.40s' (expected connect, timeout, 408, 429, "
-                             "4xx, 5xx or 529)", s);
+                             "4xx, 5xx, 529, context_length, rate_limit, server_error, "
+                             "overloaded or client_error)", s);
       ok = false;
     }
   }
@@ -824,6 +830,14 @@ static void parse_retry(struct ld *ld, const yaml_node_t *n, struct pol_retry *r
   if ((v = get(kv, k, "base_delay"))) get_duration(ld, v, &r->base_delay_ms);
   if ((v = get(kv, k, "max_delay"))) get_duration(ld, v, &r->max_delay_ms);
   if ((v = get(kv, k, "on"))) get_fail_mask(ld, v, &r->on);
+  if ((v = get(kv, k, "jitter"))) {
+    const char *s = scalar(ld, v, "a jitter kind");
+    if (s && !strcmp(s, "full")) r->jitter = POL_JITTER_FULL;
+    else if (s && !strcmp(s, "decorrelated")) r->jitter = POL_JITTER_DECORRELATED;
+    else if (s && !strcmp(s, "none")) r->jitter = POL_JITTER_NONE;
+    else if (s) err_node(ld, v, "unknown jitter '%.40s' (expected full, decorrelated or none)", s);
+  }
+  if ((v = get(kv, k, "budget"))) get_duration(ld, v, &r->budget_ms);
   if (r->base_delay_ms > r->max_delay_ms)
     err_node(ld, n, "retry base_delay (%dms) is longer than max_delay (%dms)", r->base_delay_ms,
              r->max_delay_ms);
@@ -839,6 +853,7 @@ static void parse_breaker(struct ld *ld, const yaml_node_t *n, struct pol_breake
   if ((v = get(kv, k, "min_requests")) && get_int(ld, v, 1, 1000000, &x)) b->min_requests = (int)x;
   if ((v = get(kv, k, "window"))) get_duration(ld, v, &b->window_ms);
   if ((v = get(kv, k, "cooldown"))) get_duration(ld, v, &b->cooldown_ms);
+  if ((v = get(kv, k, "on"))) get_fail_mask(ld, v, &b->on);
   if ((v = get(kv, k, "error_rate"))) {
     /* "50%" or 50 */
     const char *s = scalar(ld, v, "a percentage like 50%");
@@ -1339,7 +1354,8 @@ static void load_root(struct ld *ld, const yaml_node_t *root) {
                          .on = POL_FAIL_CONNECT | POL_FAIL_TIMEOUT | POL_FAIL_408 | POL_FAIL_429 |
                                POL_FAIL_5XX | POL_FAIL_529};
   struct pol_breaker db = {.failures = 5, .error_rate_pct = 50, .min_requests = 20,
-                           .window_ms = 30000, .cooldown_ms = 30000};
+                           .window_ms = 30000, .cooldown_ms = 30000,
+                           .on = POL_FAIL_CONNECT | POL_FAIL_TIMEOUT | POL_FAIL_5XX | POL_FAIL_529};
 
   if (!root || is_null(root)) {
     err_at(ld, 1, 1, "empty configuration (expected a mapping with providers and models)");

@@ -158,16 +158,27 @@ enum {
   POL_FAIL_5XX = 1u << 4,       /* "5xx": 500-599 except 529 */
   POL_FAIL_529 = 1u << 5,       /* "529": Anthropic overloaded */
   POL_FAIL_4XX = 1u << 6,       /* "4xx": any other 4xx (e.g. context too long: fall back) */
+  POL_FAIL_CONTEXT = 1u << 7,   /* "context_length": a 4xx saying the prompt is too long for the
+                                 * model (the router sets it together with POL_FAIL_4XX) */
 };
+/* Names accepted in `on:` / `fallback_on:` lists: connect, timeout, 408, 429, 4xx, 5xx, 529,
+ * context_length, and the aliases rate_limit (= 429), server_error (= 5xx), overloaded (= 529),
+ * client_error (= 4xx). */
 /* The class bit of one failed attempt: a transport error (connect_error or timed_out) or an HTTP
  * status; 0 for a success (2xx/3xx) or when nothing matches. */
 unsigned pol_fail_class(int http_status, bool connect_error, bool timed_out);
 
+enum pol_jitter { POL_JITTER_FULL = 0, POL_JITTER_DECORRELATED = 1, POL_JITTER_NONE = 2 };
+
 struct pol_retry {
   int max_attempts;        /* attempts per request on one model, first included; default 3 */
-  int base_delay_ms;       /* backoff base: delay = min(base * 2^n, max) * (1 - jitter); 250 */
-  int max_delay_ms;        /* cap for one delay, retry-after included; default 8000 */
+  int base_delay_ms;       /* backoff base: retry n waits up to min(base * 2^(n-1), max); 250 */
+  int max_delay_ms;        /* cap for one delay, retry-after included (a longer retry-after is
+                            * not waited for: that deployment is not retried); default 8000 */
   unsigned on;             /* POL_FAIL_* bits retried; default connect|timeout|408|429|5xx|529 */
+  enum pol_jitter jitter;  /* how a delay is spread; default full */
+  int budget_ms;           /* no retry or fallback starts later than this after the request
+                            * arrived; 0 (default): only the request's deadline limits them */
 };
 
 struct pol_breaker {
@@ -176,6 +187,9 @@ struct pol_breaker {
   int min_requests;        /* ...once the window holds this many; default 20 */
   int window_ms;           /* default 30000 */
   int cooldown_ms;         /* open -> half-open probe after this; default 30000 */
+  unsigned on;             /* POL_FAIL_* bits that count as failures; default
+                            * connect|timeout|5xx|529 (a 429 or another 4xx shows the deployment
+                            * is up: it counts as a success) */
 };
 
 struct pol_timeouts {      /* per model; unset fields inherit from limits */

@@ -1,72 +1,108 @@
 /*
  * call.c: the upstream call of a request, between a surface (which speaks the client's API) and
- * upstream/ (which moves bytes): pick the deployment, check its key, build URL and provider
- * headers, ask the surface for the body, run the transfer with the model's timeouts, and hand
- * the events back to the surface.
+ * upstream/ (which moves bytes): one attempt at a time, each on the deployment resilience.c
+ * chose, with the URL, provider headers, body and timeouts of that deployment, and the events
+ * handed back to the surface.
  *
- * DESIGN. Everything about *where* a request goes lives here so that retries, fallbacks, load
- * balancing and circuit breakers (issue 4) slot in without touching the surfaces: an attempt that
- * fails before any byte reached the client (r->resp_started false) can be retried or sent to the
- * next deployment / fallback model from call_done(), with build_body() called again because the
- * upstream model name (or format) may differ per deployment. Today one attempt is made on the
- * model's first deployment. Provider kinds differ only in the auth headers built once per
- * provider at startup (server.c, rt_provider_cache) and in the path the surface names.
+ * DESIGN. Everything about *where* a request goes lives here and in resilience.c, so the surfaces
+ * know nothing of retries: an attempt that fails before any byte reached the client
+ * (r->resp_started false) is dropped (the generic per-attempt fields below and the surface's own
+ * through ops->reset) and another one starts, at once or after a backoff timer on the event loop
+ * (never a sleep), possibly on another deployment or a fallback model, with build_body() called
+ * again because the upstream model name (or format) may differ. The surface's on_done sees only
+ * the final attempt. Provider kinds differ in the auth headers built once per provider at
+ * startup (server.c, rt_provider_cache) and in the ops the surface gives for that kind.
  */
+#include <event2/buffer.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "router/internal.h"
 
+static void call_next(struct rt_req *r);
+
 static void call_headers(void *ud, int status, const struct up_header *h, size_t n) {
   struct rt_req *r = ud;
   r->t_up_headers = rt_now_us();
   r->up_status = status;
+  rt_resil_on_headers(r, status, h, n);
   r->call_ops->on_headers(r, status, h, n);
 }
 
 static int call_data(void *ud, const char *p, size_t n) {
   struct rt_req *r = ud;
+  if (r->up_status >= 400) rt_resil_on_data(r, p, n);
   return r->call_ops->on_data(r, p, n);
+}
+
+/* A failed attempt is dropped: forget its reply so the next one starts clean. */
+static void reset_attempt(struct rt_req *r) {
+  free(r->pass_buf);
+  r->pass_buf = NULL;
+  r->pass_len = 0;
+  r->n_pass = 0;
+  free(r->up_ctype);
+  r->up_ctype = NULL;
+  if (r->up_body) evbuffer_free(r->up_body);
+  r->up_body = NULL;
+  r->up_too_large = false;
+  if (r->sse_mode) up_sse_free(&r->sse);
+  r->sse_mode = r->done_sent = r->paused = false;
+  memset(&r->usage, 0, sizeof r->usage);
+  r->have_usage = false;
+  r->up_status = 0;
+  r->error_class = NULL;
+  r->error_msg[0] = '\0';
+  r->t_first_token = 0;
+  r->t_up_headers = 0;
+  if (r->call_ops && r->call_ops->reset) r->call_ops->reset(r);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg) {
+  struct rt_req *r = arg;
+  if (!r->finished) call_next(r);
 }
 
 static void call_done(void *ud, const struct up_result *res) {
   struct rt_req *r = ud;
   r->xfer = NULL;
   r->t_up_end = rt_now_us();
-  /* issue 4: retry / fall back here when res failed (or r->up_status is retryable) and
-   * !r->resp_started; the surface then sees only the final attempt. */
-  r->call_ops->on_done(r, res);
+  int delay = rt_resil_done(r, res);
+  if (delay == RT_RESIL_FINAL) {
+    r->call_ops->on_done(r, res);
+    return;
+  }
+  reset_attempt(r);
+  if (delay == 0) {
+    call_next(r);   /* starting a transfer from on_done is allowed (upstream.h) */
+    return;
+  }
+  if (!r->call.timer) r->call.timer = evtimer_new(r->srv->base, timer_cb, r);
+  if (!r->call.timer) {
+    call_next(r);   /* out of memory for a timer: retry at once rather than hang */
+    return;
+  }
+  struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+  evtimer_add(r->call.timer, &tv);
 }
 
 static const struct up_callbacks call_cb = {call_headers, call_data, call_done};
 
-void rt_call_start(struct rt_req *r, const struct rt_call_ops *const ops_by_kind[RT_PROVIDER_KINDS]) {
+/* Starts the attempt resilience.c chose (r->deployment, r->served, r->call_ops). Returns 0, or -1
+ * after replying. */
+static int start_attempt(struct rt_req *r) {
   struct rt_server *s = r->srv;
-  const struct pol_model *m = r->model;
-  const struct pol_deployment *d = m->n_deployments ? &m->deployments[0] : NULL;
-  const struct pol_provider *p = d ? d->provider : m->provider;
-  r->deployment = d;
-  const struct rt_call_ops *ops = (unsigned)p->kind < RT_PROVIDER_KINDS ? ops_by_kind[p->kind] : NULL;
-  r->call_ops = ops;
-  if (!p->api_key && p->api_key_env) {
-    rt_req_fail(r, 401, "missing_api_key", "invalid_request_error", "missing_api_key", NULL,
-                "tiergate has no API key for provider '%s' (model '%s'): set the environment "
-                "variable %s and restart the gateway.",
-                p->name, m->name, p->api_key_env);
-    return;
-  }
-  if (!ops) {
-    rt_req_fail(r, 501, "unsupported", "invalid_request_error", "unsupported_provider", "model",
-                "Model '%s' is served by provider '%s', whose API format cannot be reached from "
-                "this endpoint yet.", m->name, p->name);
-    return;
-  }
+  const struct pol_deployment *d = r->deployment;
+  const struct pol_provider *p = d->provider;
+  const struct rt_call_ops *ops = r->call_ops;
   size_t blen = 0;
-  char *body = ops->build_body(r, rt_req_upstream_model(r), &blen);
+  char *body = ops->build_body(r, d->upstream_model, &blen);
   if (!body) {
+    rt_resil_abandon(r);
     rt_req_fail(r, 500, "internal", "server_error", NULL, NULL, "could not build the upstream request");
-    return;
+    return -1;
   }
   const struct rt_provider_cache *pc = &s->prov[p - s->cfg->providers];
   char url[2048];
@@ -75,7 +111,6 @@ void rt_call_start(struct rt_req *r, const struct rt_call_ops *const ops_by_kind
   size_t nh = 0;
   for (size_t i = 0; i < pc->n_hdr && nh < 70; i++) hdrs[nh++] = pc->hdr[i];
   hdrs[nh++] = r->stream ? "Accept: text/event-stream" : "Accept: application/json";
-  const struct pol_timeouts *to = &m->timeouts;
   struct up_request rq = {
       .url = url,
       .method = "POST",
@@ -83,19 +118,40 @@ void rt_call_start(struct rt_req *r, const struct rt_call_ops *const ops_by_kind
       .n_headers = nh,
       .body = body,
       .body_len = blen,
-      .connect_timeout_ms = to->connect_ms,
-      .first_byte_timeout_ms = to->first_byte_ms,
-      .idle_timeout_ms = to->idle_ms,
-      .total_timeout_ms = to->total_ms,
   };
-  r->t_up_start = rt_now_us();
+  rt_resil_timeouts(r, &rq);
+  int64_t now = rt_now_us();
+  if (!r->t_up_start) r->t_up_start = now;   /* upstream time spans every attempt */
+  r->t_up_end = 0;
   r->attempts++;
   r->xfer = up_start(s->up, &rq, &call_cb, r);
   free(body);
   if (!r->xfer) {
     r->t_up_end = rt_now_us();
+    rt_resil_abandon(r);
     rt_req_fail(r, 500, "internal", "server_error", NULL, NULL, "could not start the upstream request");
+    return -1;
   }
+  return 0;
+}
+
+static void call_next(struct rt_req *r) {
+  if (rt_resil_next(r) < 0) return;   /* replied */
+  start_attempt(r);
+}
+
+void rt_call_start(struct rt_req *r, const struct rt_call_ops *const ops_by_kind[RT_PROVIDER_KINDS]) {
+  r->call.ops_by_kind = ops_by_kind;
+  if (rt_resil_begin(r) < 0) return;   /* replied */
+  call_next(r);
+}
+
+void rt_call_free(struct rt_req *r) {
+  if (r->call.timer) {
+    event_free(r->call.timer);
+    r->call.timer = NULL;
+  }
+  rt_resil_cleanup(r);
 }
 
 const char *rt_req_upstream_model(const struct rt_req *r) {

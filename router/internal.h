@@ -5,8 +5,11 @@
  *   json.c      top-level JSON member scanner, byte-exact splicing, string escaping
  *   server.c    listener, connections, request reading, response writing, timeouts, drain
  *   request.c   the request lifecycle: routing, errors, timings, the log row, metrics
- *   call.c      the upstream call: deployment, key, URL, provider headers, timeouts (retries,
- *               fallbacks and breakers of issue 4 go here)
+ *   call.c      the upstream call: one attempt (deployment, key, URL, provider headers,
+ *               timeouts) and the loop of attempts, asking resilience.c what to do next
+ *   resilience.c  retries, fallbacks, deadlines, circuit breakers and in-flight counts per
+ *               deployment, the attempt log, resilience metrics
+ *   balance.c   choosing among a model's deployments (weighted, least in flight)
  *   openai.c    the OpenAI surface: /v1/chat/completions, /v1/models
  *   metrics.c   Prometheus counters and histograms, /metrics
  *   cli.c       `tiergate serve` and `tiergate config check`
@@ -172,6 +175,49 @@ struct rt_server;
 struct rt_conn;
 struct rt_req;
 
+/* ------------------------------------------------------------------ resilience.c (per request) */
+
+struct rt_call_ops;
+struct rt_dep;
+struct rt_attempt_rec;
+struct event;
+
+#define RT_MAX_CHAIN 16   /* a model and its fallbacks (transitively, depth first, deduplicated) */
+
+/* The state of one request's upstream call across attempts (embedded in rt_req, zeroed with it).
+ * Owned by resilience.c; call.c reads the deadlines and the running attempt's deployment. */
+struct rt_call {
+  const struct rt_call_ops *const *ops_by_kind;   /* the surface's ops per provider kind */
+  const struct pol_model *chain[RT_MAX_CHAIN];    /* [0] the model asked for, then fallbacks */
+  size_t n_chain, pos;             /* chain[pos] is the model being tried */
+  int tries;                       /* attempts on chain[pos] */
+  int backoffs;                    /* backoff waits on chain[pos] (the exponent) */
+  int prev_delay_ms;               /* last backoff (decorrelated jitter) */
+  uint64_t tried, banned;          /* deployments of chain[pos] tried / not to be retried */
+  unsigned last_class;             /* POL_FAIL_* of the last failed attempt */
+  unsigned skips;                  /* RT_SKIP_* reasons seen while choosing (no attempt made) */
+  int64_t deadline_us;             /* monotonic: the whole request ends by then */
+  int64_t start_deadline_us;       /* the reply must start by then (client's SDK timeout) */
+  int64_t budget_us;               /* no retry or fallback starts after this */
+  int client_timeout_ms;           /* x-tiergate-timeout-ms, 0 if absent */
+  /* the running attempt */
+  struct rt_dep *dep;              /* NULL between attempts */
+  int ticket;                      /* its breaker ticket (UP_BREAKER_*) */
+  int64_t t_attempt;               /* when it started */
+  double waited_ms;                /* time between the previous attempt's end and its start */
+  int64_t t_prev_end;              /* when the previous attempt ended, 0 if none */
+  uint64_t skipped;                /* deployments of chain[pos] already logged as skipped */
+  int64_t retry_after_ms;          /* what its response asked for, -1 none */
+  signed char up_should_retry;     /* its x-should-retry: 1 true, -1 false, 0 absent */
+  char *err_head;                  /* first bytes of an error body (>= 400), for classifying */
+  size_t err_len;
+  struct event *timer;             /* backoff wait */
+  /* what happened, for the log row (NULL until something worth explaining happened) */
+  struct rt_attempt_rec *recs;
+  size_t n_recs, cap_recs;
+  char *log_json;
+};
+
 /* A client API: its error shape and its name in the log. */
 struct rt_surface {
   const char *name;   /* db_row.client_api */
@@ -211,11 +257,13 @@ struct rt_req {
   /* what it is about */
   const struct pol_model *model;   /* configured model, NULL if none/unknown */
   const struct pol_deployment *deployment;  /* where the (last) attempt went, NULL before */
+  const struct pol_model *served;  /* the model of that deployment (a fallback's, or model) */
   const struct rt_call_ops *call_ops;
   char *model_name;                /* what the client asked for (may be unknown) */
   bool stream, client_usage;       /* stream:true; stream_options.include_usage:true */
   struct up_transfer *xfer;        /* running upstream transfer */
-  int attempts;
+  int attempts;                    /* upstream attempts started */
+  struct rt_call call;             /* retries, fallbacks, deadlines (resilience.c) */
 
   /* the upstream's reply */
   int up_status;
@@ -234,6 +282,8 @@ struct rt_req {
   /* the reply */
   int status;                      /* status sent (or to log) */
   bool resp_started, resp_chunked, finished;
+  signed char should_retry;        /* x-should-retry sent: 1 true, -1 false, 0 none of ours (the
+                                    * upstream's, if any, passes through) */
   const char *error_class;
   char error_msg[256];
 };
@@ -267,12 +317,16 @@ void rt_req_log(struct rt_req *r);
 void rt_req_on_drain(struct rt_req *r);
 void rt_req_free(struct rt_req *r);
 
-/* call.c: one upstream call for R (r->model set, r->stream decided). Picks the deployment,
- * checks its key (401 naming the env var), takes the surface's ops for that provider's kind
- * (ops[kind]; NULL: 501, this surface cannot reach that format yet), builds URL and headers, asks
- * ops->build_body for the body and starts the transfer; the ops get the upstream's events. On
- * any failure to start it replies through rt_req_fail itself: the caller just returns.
- * A surface serves another format by adding ops for that kind that translate (issue 4). */
+/* call.c: the upstream call for R (r->model set, r->stream decided), in one or more attempts.
+ * Each attempt: resilience.c picks a deployment of the model or of a fallback (balancing, skipping
+ * open breakers, providers without a key (401 naming the env var when nothing else is left) and
+ * kinds the surface has no ops for (ops[kind] NULL: 501)); call.c builds URL and headers, asks
+ * ops->build_body for the body and starts the transfer with the model's timeouts clipped to the
+ * request's deadline; the ops get the upstream's events. A failed attempt that sent nothing to
+ * the client may be retried or replaced by a fallback (ops->reset runs first); the ops'
+ * on_done sees only the final attempt. On any failure to start it replies through rt_req_fail
+ * itself: the caller just returns. A surface serves another format by adding ops for that kind
+ * that translate. */
 #define RT_PROVIDER_KINDS 2   /* POL_PROVIDER_OPENAI, POL_PROVIDER_ANTHROPIC */
 struct rt_call_ops {
   const char *path;                      /* appended to the provider's base_url */
@@ -280,10 +334,64 @@ struct rt_call_ops {
   char *(*build_body)(struct rt_req *r, const char *upstream_model, size_t *len);
   void (*on_headers)(struct rt_req *r, int status, const struct up_header *h, size_t n);
   int (*on_data)(struct rt_req *r, const char *p, size_t n);    /* UP_DATA_* */
-  /* Exactly once per call (r->xfer already NULL, r->t_up_end set). */
+  /* Exactly once per call (r->xfer already NULL, r->t_up_end set): the final attempt's end. */
   void (*on_done)(struct rt_req *r, const struct up_result *res);
+  /* Optional: a failed attempt is dropped for a retry or fallback (nothing reached the client):
+   * forget what on_headers/on_data kept of it. call.c has already reset the generic fields
+   * (pass headers, up_ctype, up_body, up_too_large, sse_mode/sse, done_sent, paused, usage,
+   * up_status, error_class/error_msg, t_first_token). */
+  void (*reset)(struct rt_req *r);
 };
 void rt_call_start(struct rt_req *r, const struct rt_call_ops *const ops[RT_PROVIDER_KINDS]);
+/* Releases what the call holds (backoff timer, in-flight count, breaker probe, attempt log);
+ * rt_req_free calls it. Idempotent. */
+void rt_call_free(struct rt_req *r);
+/* balance.c: one candidate deployment of a model, as the balancer sees it. */
+struct rt_pick_cand {
+  int weight;              /* >= 0; 0: standby, used only when no weighted one is eligible */
+  int in_flight;           /* calls running on it now */
+  bool eligible;           /* may take this attempt */
+};
+/* Chooses among C[0..n) by HOW (weighted random, or least in flight per unit of weight with
+ * weighted-random ties); U is uniform in [0, 1). Returns the index, -1 when none is eligible. */
+int rt_balance_pick(enum pol_balance how, const struct rt_pick_cand *c, size_t n, double u);
+
+/* resilience.c: per server, the run-time state of every upstream deployment (provider + upstream
+ * model; models naming the same pair share it): circuit breaker, calls in flight, counters. */
+struct rt_resil;
+struct rt_resil *rt_resil_new(const struct pol_config *cfg, uint64_t seed);
+void rt_resil_free(struct rt_resil *x);   /* accepts NULL */
+/* Appends the resilience metrics (breaker state and transitions, attempts by outcome, in flight,
+ * retries, fallbacks) in Prometheus text format. */
+void rt_resil_render(const struct rt_resil *x, struct evbuffer *out);
+
+/* resilience.c, per request (call.c drives these):
+ * rt_resil_begin   deadlines from the model and the client's headers, the fallback chain.
+ *                  0, or -1 after replying (a malformed x-tiergate-timeout-ms: 400).
+ * rt_resil_next    chooses the next attempt's deployment: sets r->deployment, r->served,
+ *                  r->call_ops, r->call.dep (breaker ticket taken, in flight counted). 0, or -1
+ *                  after replying (nothing left to try: 503 when breakers are open, 401 for a
+ *                  missing key, 501 for an unreachable kind).
+ * rt_resil_timeouts  the attempt's timeouts: the served model's, clipped to the deadlines.
+ * rt_resil_on_headers / rt_resil_on_data  see the attempt's response (retry-after,
+ *                  x-should-retry, the start of an error body).
+ * rt_resil_done    the attempt ended: breaker verdict, attempt log; returns RT_RESIL_FINAL (hand
+ *                  the result to the surface) or the delay in ms before rt_resil_next (retry or
+ *                  fallback; r->should_retry is set for the final reply).
+ * rt_resil_abandon the attempt never started (up_start failed): undoes rt_resil_next's counts.
+ * rt_resil_cleanup releases the running attempt (cancelled) and frees the log; idempotent.
+ * rt_resil_log_json  the attempt_log column: NULL for a first-try success, else a JSON array. */
+#define RT_RESIL_FINAL (-1)
+int rt_resil_begin(struct rt_req *r);
+int rt_resil_next(struct rt_req *r);
+void rt_resil_timeouts(const struct rt_req *r, struct up_request *rq);
+void rt_resil_on_headers(struct rt_req *r, int status, const struct up_header *h, size_t n);
+void rt_resil_on_data(struct rt_req *r, const char *p, size_t n);
+int rt_resil_done(struct rt_req *r, const struct up_result *res);
+void rt_resil_abandon(struct rt_req *r);
+void rt_resil_cleanup(struct rt_req *r);
+const char *rt_resil_log_json(struct rt_req *r);
+
 /* Where the request goes / went: the deployment's upstream model and provider name (the model's
  * first deployment before any attempt); NULL without a model. */
 const char *rt_req_upstream_model(const struct rt_req *r);
@@ -339,6 +447,7 @@ struct rt_server {
   int64_t started_wall;             /* seconds since the epoch */
   uint64_t rng;
   struct rt_provider_cache *prov;   /* [cfg->n_providers] */
+  struct rt_resil *resil;           /* deployments: breakers, in flight (resilience.c) */
   char *models_json;                /* GET /v1/models reply, built once */
   size_t models_json_len;
   char bound[128];                  /* "127.0.0.1:8080" */

@@ -254,9 +254,12 @@ char *rt_openai_rename_model(const char *s, size_t n, const char *public_name, s
 
 /* The public name to show in replies, or NULL when it equals the upstream's (no rewrite). */
 static const char *alias_of(const struct rt_req *r) {
+  /* the model whose deployment answered: a fallback shows its own name, not the one asked for
+   * (x-tiergate-route and the log say which) */
+  const struct pol_model *m = r->served ? r->served : r->model;
   const char *up = rt_req_upstream_model(r);
-  if (!r->model || !up || !strcmp(r->model->name, up)) return NULL;
-  return r->model->name;
+  if (!m || !up || !strcmp(m->name, up)) return NULL;
+  return m->name;
 }
 
 static bool passed_header(const char *name) {
@@ -293,17 +296,23 @@ static void on_headers(struct rt_req *r, int status, const struct up_header *h, 
   }
   bool sse = r->up_ctype && !strncasecmp(r->up_ctype, "text/event-stream", 17);
   if (r->stream && status >= 200 && status < 300 && sse) {
+    /* the client's reply starts with the first event (send_frame), not now: until a byte was
+     * relayed, a stalled or broken attempt can still be retried or replaced by a fallback */
     r->sse_mode = true;
     up_sse_init(&r->sse, MAX_SSE_EVENT);
-    static const struct rt_kv extra[] = {{"cache-control", "no-cache"}};
-    rt_resp_start(r, status, "text/event-stream; charset=utf-8", -1, extra, 1);
   } else {
     r->up_body = evbuffer_new();
   }
 }
 
-/* Sends one SSE frame: optional event line, the data (one data: line per line), blank line. */
+/* Sends one SSE frame: optional event line, the data (one data: line per line), blank line.
+ * The first frame starts the reply (status and headers). */
 static void send_frame(struct rt_req *r, const char *event, const char *data, size_t n) {
+  if (!r->resp_started) {
+    static const struct rt_kv extra[] = {{"cache-control", "no-cache"}};
+    rt_resp_start(r, r->up_status ? r->up_status : 200, "text/event-stream; charset=utf-8", -1,
+                  extra, 1);
+  }
   struct evbuffer *b = evbuffer_new();
   if (!b) return;
   if (event && *event) evbuffer_add_printf(b, "event: %s\n", event);
@@ -441,7 +450,7 @@ static void on_done(struct rt_req *r, const struct up_result *res) {
     bool timeout = res->status == UP_ERR_TIMEOUT_CONNECT || res->status == UP_ERR_TIMEOUT_FIRST_BYTE ||
                    res->status == UP_ERR_TIMEOUT_IDLE || res->status == UP_ERR_TIMEOUT_TOTAL;
     char msg[400];
-    if (r->sse_mode) {
+    if (r->sse_mode && r->resp_started) {
       const char *cls = timeout ? "upstream_timeout"
                         : res->status == UP_ERR_ABORTED ? "upstream_bad_response" : "upstream_disconnect";
       snprintf(msg, sizeof msg, "The upstream stream from provider '%s' was interrupted: %s%s", pname,
@@ -541,7 +550,7 @@ void rt_openai_chat(struct rt_req *r) {
   r->model = m;
   /* OpenAI-compatible upstreams get the body as is; Anthropic upstreams need translation (issue 4) */
   static const struct rt_call_ops to_openai = {"/chat/completions", build_body, on_headers, on_data,
-                                               on_done};
+                                               on_done, NULL};
   static const struct rt_call_ops *const ops[RT_PROVIDER_KINDS] = {
       [POL_PROVIDER_OPENAI] = &to_openai, [POL_PROVIDER_ANTHROPIC] = NULL};
   rt_call_start(r, ops);

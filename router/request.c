@@ -55,6 +55,7 @@ static void metrics(struct rt_req *r) {
     return;
   }
   rt_metrics_render(s->metrics, &g, b);
+  rt_resil_render(s->resil, b);
   size_t n = evbuffer_get_length(b);
   rt_resp_full(r, 200, "text/plain; version=0.0.4; charset=utf-8", evbuffer_pullup(b, -1), n, NULL, 0);
   evbuffer_free(b);
@@ -210,7 +211,7 @@ void rt_req_log(struct rt_req *r) {
       .error_class = r->error_class,
       .error_message = r->error_class ? r->error_msg : NULL,
       .attempts = r->attempts,
-      .attempt_log = NULL,
+      .attempt_log = rt_resil_log_json(r),
   };
   snprintf(row.request_id, sizeof row.request_id, "%s", r->id);
   int rc = db_log(s->db, &row);

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -126,6 +127,7 @@ void rt_req_free(struct rt_req *r) {
   if (r->next) r->next->prev = r->prev;
   s->n_reqs--;
   if (r->xfer) up_cancel(r->xfer);
+  rt_call_free(r);
   if (r->conn && r->conn->req == r) r->conn->req = NULL;
   free(r->head_buf);
   free(r->body);
@@ -530,8 +532,14 @@ void rt_resp_start(struct rt_req *r, int status, const char *content_type, int64
     evbuffer_add_printf(out, "x-tiergate-route: %s/%s\r\n", rt_req_provider_name(r),
                         rt_req_upstream_model(r));
   evbuffer_add_printf(out, "x-tiergate-overhead-ms: %.3f\r\n", overhead_ms < 0 ? 0 : overhead_ms);
-  for (size_t i = 0; i < r->n_pass; i++)
+  if (r->attempts > 1) evbuffer_add_printf(out, "x-tiergate-attempts: %d\r\n", r->attempts);
+  /* the gateway's own retry advice replaces the upstream's (resilience.c decides) */
+  if (r->should_retry)
+    evbuffer_add_printf(out, "x-should-retry: %s\r\n", r->should_retry > 0 ? "true" : "false");
+  for (size_t i = 0; i < r->n_pass; i++) {
+    if (r->should_retry && !strcasecmp(r->pass[i].name, "x-should-retry")) continue;
     evbuffer_add_printf(out, "%s: %s\r\n", r->pass[i].name, r->pass[i].value);
+  }
   for (size_t i = 0; i < n_extra; i++)
     evbuffer_add_printf(out, "%s: %s\r\n", extra[i].name, extra[i].value);
   evbuffer_add(out, "\r\n", 2);
@@ -816,11 +824,12 @@ int rt_server_run(const struct pol_config *cfg, struct db_writer *db, const stru
     goto out;
   }
   s->metrics = rt_metrics_new(cfg);
+  s->resil = rt_resil_new(cfg, s->rng);
   s->models_json = build_models_json(cfg, s->started_wall, &s->models_json_len);
   s->drain_timer = evtimer_new(s->base, drain_deadline_cb, s);
   s->sig_int = evsignal_new(s->base, SIGINT, signal_cb, s);
   s->sig_term = evsignal_new(s->base, SIGTERM, signal_cb, s);
-  if (!s->metrics || !s->models_json || !s->drain_timer || !s->sig_int || !s->sig_term ||
+  if (!s->metrics || !s->resil || !s->models_json || !s->drain_timer || !s->sig_int || !s->sig_term ||
       build_provider_cache(s)) {
     fprintf(stderr, "tiergate: out of memory\n");
     goto out;
@@ -850,6 +859,7 @@ out:
   if (s->listener) evconnlistener_free(s->listener);
   up_multi_free(s->up);
   rt_metrics_free(s->metrics);
+  rt_resil_free(s->resil);   /* after every request is gone: they hold its deployments */
   free(s->models_json);
   free_provider_cache(s);
   if (s->drain_timer) event_free(s->drain_timer);

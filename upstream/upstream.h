@@ -1,5 +1,6 @@
 /*
- * upstream.h: HTTP calls to remote LLM APIs on the gateway's event loop, and the SSE parser.
+ * upstream.h: HTTP calls to remote LLM APIs on the gateway's event loop, the SSE parser, and the
+ * timing pieces of resilience (backoff with jitter, retry-after parsing, circuit breakers).
  * Public header of upstream/. This folder knows no model, no provider format and no database:
  * it moves bytes and reports what happened, the router decides what they mean.
  *
@@ -117,6 +118,95 @@ void up_cancel(struct up_transfer *t);
 /* Resumes a transfer whose on_data returned UP_DATA_PAUSE. libcurl may deliver the held bytes
  * from inside this call (on_data runs re-entrantly). While paused the idle timer does not run. */
 void up_resume(struct up_transfer *t);
+
+/* ------------------------------------------------------------------ retry timing (backoff.c) */
+
+/* How a backoff delay is spread (see backoff.c for why jitter matters). */
+enum up_jitter {
+  UP_JITTER_FULL = 0,       /* uniform in [0, min(max, base * 2^(retry-1))]: the default */
+  UP_JITTER_DECORRELATED,   /* min(max, uniform in [base, 3 * previous delay]) */
+  UP_JITTER_NONE,           /* min(max, base * 2^(retry-1)): deterministic (tests) */
+};
+
+/* The wait before retry number RETRY (1 = the first retry), in ms, within [0, max_ms]. PREV_MS is
+ * the previous delay (decorrelated jitter only; <= base means "none yet"). U is a uniform random
+ * number in [0, 1) supplied by the caller, so the function is pure. base > max is clamped to max.
+ *   up_backoff_ms(UP_JITTER_NONE, 250, 8000, 3, 0, 0.0) == 1000 */
+int up_backoff_ms(enum up_jitter j, int base_ms, int max_ms, int retry, int prev_ms, double u);
+
+/* The wait an upstream response asks for, in ms: `retry-after-ms` (milliseconds, fractions allowed)
+ * wins over `retry-after` (delay-seconds, fractions tolerated, or an HTTP-date compared with
+ * NOW_WALL_MS, the wall clock in ms since the epoch). Either argument may be NULL (header absent).
+ * Returns the wait (0 for a date in the past; at most 2^31-1), or -1 when neither is usable
+ * (absent, negative, not a number nor a date). An unusable retry-after-ms falls back to
+ * retry-after, as the OpenAI and Anthropic SDKs do. */
+int64_t up_retry_after_ms(const char *retry_after_ms, const char *retry_after, int64_t now_wall_ms);
+
+/* An HTTP-date (RFC 9110 5.6.7: IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", the obsolete RFC 850
+ * "Sunday, 06-Nov-94 08:49:37 GMT" and asctime "Sun Nov  6 08:49:37 1994" forms) as seconds since
+ * the epoch, or -1 when malformed (bad field, impossible date, trailing text). */
+int64_t up_http_date(const char *s);
+
+/* ------------------------------------------------------------------ circuit breaker (breaker.c) */
+
+/*
+ * A circuit breaker for one upstream deployment: CLOSED lets calls through and counts outcomes;
+ * it OPENs after `failures` consecutive failures or an error rate of at least `error_rate_pct`
+ * over the last `window_ms` once that window holds `min_requests` outcomes; after `cooldown_ms`
+ * the next caller becomes the single HALF_OPEN probe (everyone else is refused meanwhile); the
+ * probe's success closes it, its failure re-opens it for another cooldown. No timers: state moves
+ * when asked, so callers skip an unready breaker instead of waiting on it. The clock is passed in
+ * (monotonic ms). Not thread-safe.
+ *
+ *   struct up_breaker b;
+ *   up_breaker_init(&b, &(struct up_breaker_config){.failures = 5, .cooldown_ms = 30000});
+ *   int t = up_breaker_acquire(&b, now);          // UP_BREAKER_DENY: skip this deployment
+ *   ... the call ...
+ *   up_breaker_record(&b, now, t, succeeded);     // or up_breaker_release(&b, t) if cancelled
+ */
+enum up_breaker_state { UP_BREAKER_CLOSED = 0, UP_BREAKER_OPEN = 1, UP_BREAKER_HALF_OPEN = 2 };
+
+struct up_breaker_config {
+  int failures;            /* consecutive failures that open it; 0: not by count */
+  int error_rate_pct;      /* error rate (1-100) that opens it; 0: not by rate */
+  int min_requests;        /* outcomes the window must hold before the rate counts (>= 1) */
+  int window_ms;           /* length of the sliding error-rate window */
+  int cooldown_ms;         /* open -> half-open after this */
+};
+
+#define UP_BREAKER_BUCKETS 10
+struct up_breaker {
+  struct up_breaker_config cfg;
+  enum up_breaker_state state;
+  int consecutive;                           /* failures in a row while closed */
+  int64_t opened_ms;                         /* when it last opened */
+  bool probe_out;                            /* half-open: the probe is in flight */
+  int64_t bucket_epoch[UP_BREAKER_BUCKETS];  /* now / (window / BUCKETS) of each slot, -1 empty */
+  uint32_t bucket_n[UP_BREAKER_BUCKETS], bucket_fail[UP_BREAKER_BUCKETS];
+  uint64_t transitions[3];                   /* entries into each state (metrics) */
+};
+
+/* up_breaker_acquire's tickets */
+#define UP_BREAKER_DENY  0   /* not now: skip this deployment */
+#define UP_BREAKER_PASS  1   /* closed: an ordinary call */
+#define UP_BREAKER_PROBE 2   /* this call is the half-open probe */
+
+void up_breaker_init(struct up_breaker *b, const struct up_breaker_config *cfg);
+/* False when both failures and error_rate_pct are 0 (it never opens). */
+bool up_breaker_enabled(const struct up_breaker *b);
+/* Would acquire() let a call through now? Changes nothing (for choosing among deployments). */
+bool up_breaker_ready(const struct up_breaker *b, int64_t now_ms);
+/* Lets a call through or not; returns a ticket. An open breaker past its cooldown turns half-open
+ * here and the caller gets UP_BREAKER_PROBE. */
+int up_breaker_acquire(struct up_breaker *b, int64_t now_ms);
+/* The outcome of a call acquire() let through (TICKET as returned). */
+void up_breaker_record(struct up_breaker *b, int64_t now_ms, int ticket, bool ok);
+/* A call acquire() let through ended without a verdict (cancelled): frees the probe slot. */
+void up_breaker_release(struct up_breaker *b, int ticket);
+/* ms until an open breaker's cooldown ends (0 when not open or already over). */
+int64_t up_breaker_wait_ms(const struct up_breaker *b, int64_t now_ms);
+/* "closed", "open", "half_open" */
+const char *up_breaker_state_name(enum up_breaker_state s);
 
 /* ------------------------------------------------------------------ SSE parser */
 

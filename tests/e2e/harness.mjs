@@ -127,6 +127,9 @@ baseline_model: gpt-4o
 limits:
 ${limits ?? '  max_body_bytes: 64KiB\n  connect_timeout: 2s\n  first_byte_timeout: 1s\n  idle_timeout: 1s\n  total_timeout: 10s\n  client_timeout: 2s\n'}retry:
   max_attempts: 1
+breaker:
+  failures: 0
+  error_rate: 0%
 `;
 }
 

@@ -409,7 +409,10 @@ char *th_gw_test_yaml(const struct th_gw *g, int mock_port, const char *limits,
       "baseline_model: gpt-4o\n"
       "limits:\n%s"
       "retry:\n"
-      "  max_attempts: 1\n",
+      "  max_attempts: 1\n"
+      "breaker:\n"
+      "  failures: 0\n"
+      "  error_rate: 0%%\n",
       g->db_path, mock_port, dead, mock_port, extra_models ? extra_models : "",
       limits ? limits
              : "  max_body_bytes: 64KiB\n"

@@ -107,7 +107,7 @@ int th_gw_stop(struct th_gw *g, int sig, int timeout_ms);
  * price override 1.00/0.50/3.00), unpriced, dead-model, nokey-model, plus EXTRA_MODELS (YAML
  * lines indented by 2, or NULL); LIMITS replaces the limits block body (lines indented by 2, or
  * NULL for 64KiB body, 2s connect, 1s first byte and idle, 10s total, 1s client); one attempt
- * per request (no retries). */
+ * per request (no retries) and no circuit breaker: a plain proxy whose failures pass through. */
 char *th_gw_test_yaml(const struct th_gw *g, int mock_port, const char *limits,
                       const char *extra_models);
 /* The environment the standard config wants: TIERGATE_TEST_KEY=sk-tiergate-test-key. */

@@ -571,6 +571,8 @@ static void dispatch_api(struct conn *c, const struct surface *sf) {
       c->opts.reset_after_bytes = -1;
       c->opts.reset_after_chunks = c->opts.close_after_chunks = c->opts.hang_after_chunks = -1;
       c->opts.error_after_chunks = -1;
+      /* stalls too, so "a stall before the first token, then a healthy stream" can be staged */
+      c->opts.first_chunk_delay_ms = c->opts.stall_after_chunks = c->opts.stall_ms = -1;
     }
   }
   c->rec_id = s->record ? record_new(s, rq, c->opts.tag) : 0;

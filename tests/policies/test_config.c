@@ -523,7 +523,8 @@ static void test_references(void) {
                 "t.yaml:8:14: unknown balance 'random' (expected weighted or least_in_flight)");
   EXPECT_ERRORS(PROVIDER MODEL "retry: {on: [500]}\n",
                 "t.yaml:9:14: unknown failure class '500' (expected connect, timeout, 408, 429, "
-                "4xx, 5xx or 529)");
+                "4xx, 5xx, 529, context_length, rate_limit, server_error, overloaded or "
+                "client_error)");
   EXPECT_ERRORS(PROVIDER MODEL "retry: {base_delay: 10s}\n",
                 "t.yaml:9:8: retry base_delay (10000ms) is longer than max_delay (8000ms)");
   EXPECT_ERRORS(PROVIDER MODEL "retry: {max_attempts: 11}\n",
@@ -683,8 +684,85 @@ static void test_mutations(void) {
   CHECK(ok > 0 && bad > 0);
 }
 
+/* The resilience keys added with the retry/fallback/breaker work: jitter, budget, breaker `on`,
+ * failure-class aliases and context_length, and their defaults. */
+static void test_resilience_keys(void) {
+  struct pol_config *c = load(PROVIDER MODEL);
+  CHECK(c != NULL);
+  if (c) {
+    const struct pol_model *m = pol_model_find(c, "m");
+    CHECK_EQ_INT(m->retry.jitter, POL_JITTER_FULL);
+    CHECK_EQ_INT(m->retry.budget_ms, 0);
+    CHECK_EQ_INT(m->breaker.on, POL_FAIL_CONNECT | POL_FAIL_TIMEOUT | POL_FAIL_5XX | POL_FAIL_529);
+    pol_config_free(c);
+  }
+  c = load(PROVIDER
+           "models:\n"
+           "  m:\n    provider: oa\n"
+           "    fallback_on: [rate_limit, server_error, overloaded, context_length]\n"
+           "    retry: {jitter: decorrelated, budget: 1500ms, on: [client_error]}\n"
+           "    breaker: {on: [connect, 429]}\n"
+           "  n:\n    provider: oa\n"
+           "retry: {jitter: none}\n");
+  CHECK(c != NULL);
+  if (c) {
+    const struct pol_model *m = pol_model_find(c, "m"), *n = pol_model_find(c, "n");
+    CHECK_EQ_INT(m->fallback_on, POL_FAIL_429 | POL_FAIL_5XX | POL_FAIL_529 | POL_FAIL_CONTEXT);
+    CHECK_EQ_INT(m->retry.jitter, POL_JITTER_DECORRELATED);
+    CHECK_EQ_INT(m->retry.budget_ms, 1500);
+    CHECK_EQ_INT(m->retry.on, POL_FAIL_4XX);
+    CHECK_EQ_INT(m->breaker.on, POL_FAIL_CONNECT | POL_FAIL_429);
+    CHECK_EQ_INT(n->retry.jitter, POL_JITTER_NONE);   /* from the top-level block */
+    pol_config_free(c);
+  }
+  EXPECT_ERRORS(PROVIDER MODEL "    retry: {jitter: equal}\n",
+                "t.yaml:9:21: unknown jitter 'equal' (expected full, decorrelated or none)");
+  EXPECT_ERRORS(PROVIDER MODEL "    breaker: {on: [sometimes]}\n",
+                "t.yaml:9:20: unknown failure class 'sometimes' (expected connect, timeout, 408, "
+                "429, 4xx, 5xx, 529, context_length, rate_limit, server_error, overloaded or "
+                "client_error)");
+  EXPECT_ERRORS(PROVIDER MODEL "    retry: {budget: 5}\n",
+                "t.yaml:9:21: expected a duration with a unit (ms, s, m, h) like 5s or 250ms, "
+                "got '5'");
+}
+
+/* examples/resilience.yaml loads with no variable set and means what its comments say. */
+static void test_resilience_example(void) {
+  const char *vars[] = {"TIERGATE_LISTEN", "TIERGATE_DB", "OPENAI_BASE_URL", "OPENAI_API_KEY",
+                        "OPENAI_EU_BASE_URL", "OPENAI_EU_API_KEY", "ANTHROPIC_BASE_URL",
+                        "ANTHROPIC_API_KEY"};
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) unsetenv(vars[i]);
+  char path[4096];
+  const char *src = getenv("TIERGATE_SOURCE_DIR");
+  snprintf(path, sizeof path, "%s/examples/resilience.yaml", src ? src : ".");
+  struct pol_config *c = NULL;
+  CHECK_EQ_INT(pol_config_load(path, &c, &errs), 0);
+  if (!c) return;
+  CHECK_EQ_INT(c->n_warnings, 3);   /* the three unset keys */
+  const struct pol_model *mini = pol_model_find(c, "gpt-4o-mini"), *o = pol_model_find(c, "gpt-4o"),
+                         *m41 = pol_model_find(c, "gpt-4.1-mini");
+  CHECK(mini && o && m41);
+  if (mini && o && m41) {
+    CHECK_EQ_INT(mini->n_deployments, 2);
+    CHECK_EQ_INT(mini->deployments[0].weight, 3);
+    CHECK_EQ_INT(mini->n_fallbacks, 1);
+    CHECK_EQ_INT(o->balance, POL_BALANCE_LEAST_IN_FLIGHT);
+    CHECK_EQ_INT(o->deployments[2].weight, 0);
+    CHECK_EQ_INT(o->retry.jitter, POL_JITTER_DECORRELATED);
+    CHECK_EQ_INT(o->retry.max_attempts, 4);
+    CHECK_EQ_INT(o->retry.budget_ms, 30000);
+    CHECK_EQ_INT(o->timeouts.first_byte_ms, 30000);
+    CHECK_EQ_INT(o->timeouts.connect_ms, 5000);
+    CHECK(m41->fallback_on & POL_FAIL_CONTEXT);
+    CHECK(!(m41->fallback_on & POL_FAIL_4XX));
+  }
+  pol_config_free(c);
+}
+
 int main(void) {
   test_minimal_and_defaults();
+  test_resilience_example();
+  test_resilience_keys();
   test_full();
   test_list_form_providers();
   test_example();

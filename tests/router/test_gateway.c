@@ -74,7 +74,10 @@ int main(void) {
       "baseline_model: gpt-4o-mini\n"
       "limits:\n"
       "  max_body_bytes: 2KiB\n"
-      "  first_byte_timeout: 300ms\n",
+      "  first_byte_timeout: 300ms\n"
+      /* a plain proxy: failures pass through as they are (resilience has its own tests) */
+      "retry: {max_attempts: 1}\n"
+      "breaker: {failures: 0, error_rate: 0%%}\n",
       gw.port, gw.db_path, mock.url, mock.url, th_free_port());
   char *env[] = {"SMOKE_MOCK_KEY=sk-mock-key", NULL};
   unsetenv("SMOKE_UNSET_KEY");
