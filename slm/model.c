@@ -334,6 +334,31 @@ static void repack_all(struct slm_model *m) {
   repack(m, &m->output);
 }
 
+/* use_mlock: pins what decode reads (repacked copies, and the tensors used in place) so it is
+ * never paged out. Best effort: RLIMIT_MEMLOCK often refuses, and the model works the same. */
+static void lock_range(const void *p, size_t n) {
+  if (p && n) (void)mlock(p, n);
+}
+
+static void lock_tensor(const struct slm_tensor *t) {
+  if (!t->data) return;
+  if (t->x8) lock_range(t->x8, (size_t)(t->x8_rows / 8) * t->x8_gs);
+  else lock_range(t->data, t->row_bytes * (size_t)t->ne1);
+}
+
+static void lock_weights(struct slm_model *m) {
+  for (int i = 0; i < m->hp.n_layer; i++) {
+    const struct slm_layer *L = &m->layers[i];
+    const struct slm_tensor *ts[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk,
+                                     &L->bv, &L->q_norm, &L->k_norm, &L->ffn_norm, &L->w_gate,
+                                     &L->w_up, &L->w_down};
+    for (size_t j = 0; j < sizeof ts / sizeof ts[0]; j++) lock_tensor(ts[j]);
+  }
+  lock_tensor(&m->output_norm);
+  lock_tensor(&m->output);
+  if (m->output.data != m->tok_embd.data) lock_tensor(&m->tok_embd);
+}
+
 void slm_model_embed(const struct slm_model *m, slm_token t, float *out, void *buf) {
   const struct slm_tensor *e = &m->tok_embd;
   const uint8_t *row = (const uint8_t *)e->data + (size_t)t * e->row_bytes;
@@ -436,6 +461,7 @@ struct slm_model *slm_model_load(const char *path, const struct slm_model_params
     goto fail;
   }
   repack_all(m);
+  if (params->use_mlock) lock_weights(m);
   if (m->output.x8 && m->output.data == m->tok_embd.data) {
     m->embd_fd = open(path, O_RDONLY | O_CLOEXEC);
     m->embd_offset = (uint64_t)((const uint8_t *)m->tok_embd.data - (const uint8_t *)gguf_base(m->gguf));

@@ -50,7 +50,8 @@ struct slm_sampler;
 
 struct slm_model_params {
   bool vocab_only;       /* load metadata + tokenizer only (vocabulary GGUF files); default false */
-  bool use_mlock;        /* mlock the mapping; default false */
+  bool use_mlock;        /* mlock the weights decode reads (best effort: RLIMIT_MEMLOCK may refuse,
+                            the model works the same); default false */
   int cpu_max_level;     /* cap the kernel ISA level (0 ref, 1 avx2, 2 avx512, 3 vnni, 4 bf16);
                             default: the best this CPU has (also capped by env SLM_CPU_MAX) */
 };

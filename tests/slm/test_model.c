@@ -342,6 +342,22 @@ int main(void) {
     int32_t cn = slm_chat_apply(m, msgs, 1, true, chat, sizeof chat);
     CHECK(cn > 0 && strstr(chat, "hi") != NULL);
     CHECK(slm_chat_template_name(m) != NULL);
+    /* use_mlock: same model, same logits (locking is best effort) */
+    struct slm_model_params lp = slm_model_default_params();
+    lp.use_mlock = true;
+    struct slm_model *ml = slm_model_load(p, &lp, err, sizeof err);
+    CHECK_MSG(ml != NULL, "use_mlock load: %s", err);
+    if (ml) {
+      struct slm_context *c1 = ctx(m, 16, 1, SLM_POOL_NONE, -1), *c2 = ctx(ml, 16, 1, SLM_POOL_NONE, -1);
+      slm_token tk[3] = {5, 6, 7};
+      struct slm_batch b = slm_batch_one(tk, 3);
+      CHECK_EQ_INT(slm_decode(c1, &b), 0);
+      CHECK_EQ_INT(slm_decode(c2, &b), 0);
+      CHECK(memcmp(slm_get_logits(c1, 2), slm_get_logits(c2, 2), NV * sizeof(float)) == 0);
+      slm_context_free(c1);
+      slm_context_free(c2);
+      slm_model_free(ml);
+    }
     test_decode_contract(m);
     test_embeddings(m);
     slm_model_free(m);
