@@ -515,7 +515,10 @@ void rt_resp_start(struct rt_req *r, int status, const char *content_type, int64
   int64_t now = rt_now_us();
   int64_t up = 0;
   if (r->t_up_start) {
-    int64_t e = r->t_up_end ? r->t_up_end : r->t_up_headers ? r->t_up_headers : now;
+    /* a stream's reply starts at its first event (openai.c), while the transfer runs: the wait
+     * for that event was the upstream's time too */
+    int64_t e = r->t_up_end ? r->t_up_end : r->t_first_token ? r->t_first_token
+              : r->t_up_headers ? r->t_up_headers : now;
     up = e - r->t_up_start;
   }
   double overhead_ms = (double)(now - r->t0 - up) / 1e3;

@@ -596,6 +596,60 @@ static void test_breaker_fail_fast(void) {
   th_resp_free(&r);
 }
 
+/* ------------------------------------------------------------------ clients that leave */
+
+static void test_disconnect_during_backoff(void) {
+  /* the client leaves while the gateway waits out a 429's retry-after-ms (800 ms): the timer is
+   * cancelled with the request, the retry never goes out, the row says what happened */
+  long long a0 = count(&it.mock);
+  int fd = th_connect(it.gw.port);
+  CHECK(fd >= 0);
+  th_send_post(fd, "/v1/chat/completions",
+               "{\"model\":\"slowok\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+               "\"mock\":{\"status\":429,\"retry_after_ms\":\"800\",\"fail_times\":1,\"tag\":\"bo\"}}",
+               NULL);
+  th_sleep_ms(250);
+  close(fd);
+  th_sleep_ms(1000);
+  CHECK_EQ_INT(count(&it.mock) - a0, 1);
+  json_t *rows = NULL;
+  for (int i = 0; i < 100; i++) {
+    rows = th_db_query(it.gw.db_path,
+                       "SELECT * FROM requests WHERE model = 'slowok' AND http_status = 499");
+    if (rows && json_array_size(rows) > 0) break;
+    json_decref(rows);
+    rows = NULL;
+    th_sleep_ms(20);
+  }
+  CHECK_MSG(rows && json_array_size(rows) == 1, "no single 499 row for the client that left");
+  json_t *row = rows ? json_array_get(rows, 0) : NULL;
+  if (row) {
+    it.ids[it.n_ids++] = strdup(jstr(row, "request_id"));
+    CHECK_STR(jstr(row, "error_class"), "client_disconnect");
+    CHECK_EQ_INT(row_int(row, "attempts"), 1);
+    json_t *log = json_loads(jstr(row, "attempt_log") ? jstr(row, "attempt_log") : "", 0, NULL);
+    CHECK_EQ_INT(json_array_size(log), 1);
+    CHECK_EQ_INT(jint(log, "0.status"), 429);
+    CHECK_STR(jstr(log, "0.next"), "retry");
+    json_decref(log);
+  }
+  json_decref(rows);
+}
+
+/* Every upstream call was accounted for: nothing left in flight on any deployment. */
+static void test_in_flight_settled(void) {
+  struct th_resp r;
+  th_get(it.gw.url, "/metrics", &r);
+  int lines = 0;
+  for (const char *p = r.body; p && (p = strstr(p, "\ntiergate_upstream_in_flight{")); p++) {
+    const char *sp = strchr(p + 1, '}');
+    lines++;
+    CHECK_MSG(sp && atoi(sp + 2) == 0, "still in flight: %.120s", p + 1);
+  }
+  CHECK_MSG(lines >= 8, "%d in-flight gauges", lines);
+  th_resp_free(&r);
+}
+
 int main(void) {
   (void)itest_start;   /* this test runs its own fixture: three mocks, its own config */
   memset(&it, 0, sizeof it);
@@ -680,6 +734,8 @@ int main(void) {
   test_least_in_flight();
   test_breaker();
   test_breaker_fail_fast();
+  test_disconnect_during_backoff();
+  test_in_flight_settled();
   itest_finish();
   CHECK_EQ_INT(th_mock_stop(&mock_b), 0);
   CHECK_EQ_INT(th_mock_stop(&mock_c), 0);
