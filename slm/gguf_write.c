@@ -248,9 +248,14 @@ void gguf_w_arr_str(struct gguf_writer *w, const char *key, const char *const *v
 }
 
 void gguf_w_copy_kv(struct gguf_writer *w, const struct gguf_file *f, const struct gguf_kv *kv) {
-  char key[65536];
-  if (kv->key.n >= sizeof key || memchr(kv->key.p, 0, (size_t)kv->key.n)) {
+  if (w->err) return;
+  if (kv->key.n > 65535 || memchr(kv->key.p, 0, (size_t)kv->key.n)) {
     set_err(w, -EINVAL, "cannot copy a kv whose key holds a NUL byte or is too long");
+    return;
+  }
+  char *key = malloc((size_t)kv->key.n + 1);
+  if (!key) {
+    set_err(w, -ENOMEM, "out of memory");
     return;
   }
   memcpy(key, kv->key.p, (size_t)kv->key.n);
@@ -291,9 +296,11 @@ void gguf_w_copy_kv(struct gguf_writer *w, const struct gguf_file *f, const stru
     default:
       free(b.p);
       set_err(w, -EINVAL, "kv '%s': cannot copy type %d", key, (int)kv->type);
+      free(key);
       return;
   }
   put_kv(w, key, &b);
+  free(key);
 }
 
 static void add_tensor(struct gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
