@@ -543,8 +543,10 @@ void rt_resp_start(struct rt_req *r, int status, const char *content_type, int64
     if (r->should_retry && !strcasecmp(r->pass[i].name, "x-should-retry")) continue;
     evbuffer_add_printf(out, "%s: %s\r\n", r->pass[i].name, r->pass[i].value);
   }
-  for (size_t i = 0; i < n_extra; i++)
+  for (size_t i = 0; i < n_extra; i++) {
+    if (r->should_retry && !strcasecmp(extra[i].name, "x-should-retry")) continue;
     evbuffer_add_printf(out, "%s: %s\r\n", extra[i].name, extra[i].value);
+  }
   evbuffer_add(out, "\r\n", 2);
 }
 

@@ -321,7 +321,7 @@ static void test_deadlines(void) {
   took = chat("slowok", false, "\"mock\":{\"status\":500,\"retry_after_ms\":\"1000\",\"tag\":\"dl2\"}",
               h300, &r);
   CHECK_EQ_INT(r.status, 500);
-  CHECK_MSG(took < 250, "no retry past the deadline: %.0f ms", took);
+  CHECK_MSG(took < 700, "no retry past the deadline: %.0f ms", took);   /* a retry: > 1000 */
   CHECK_STR(hdr(&r, "x-should-retry"), "false");
   th_resp_free(&r);
 
@@ -330,7 +330,7 @@ static void test_deadlines(void) {
   took = chat("slowok", false, "\"mock\":{\"status\":503,\"retry_after_ms\":\"1200\",\"tag\":\"dl3\"}",
               sdk1, &r);
   CHECK_EQ_INT(r.status, 503);
-  CHECK_MSG(took < 250, "no retry past the SDK's timeout: %.0f ms", took);
+  CHECK_MSG(took < 900, "no retry past the SDK's timeout: %.0f ms", took);   /* a retry: > 1200 */
   th_resp_free(&r);
 
   /* a malformed deadline is a clear 400 */
@@ -442,7 +442,7 @@ static void *lif_thread(void *p) {
 }
 
 static void test_least_in_flight(void) {
-  /* a: 400 ms per request, b: fast. Requests every 60 ms: while a's request runs it has one in
+  /* a: 600 ms per request, b: fast. Requests every 60 ms: while a's request runs it has one in
    * flight and b none, so b takes them; a only gets one when both are idle (a tie). Weighted 1:1
    * would send a about half. */
   enum { N = 16 };
@@ -518,7 +518,7 @@ static void test_breaker(void) {
     double took = chat("brk", false, NULL, NULL, &r);
     check_ok_plain(&r, "breaker open: skipped");
     CHECK_STR(hdr(&r, "x-tiergate-route"), "b/gpt-4o-mini");
-    CHECK_MSG(took < 150, "request with c's breaker open took %.0f ms", took);
+    CHECK_MSG(took < 180, "request with c's breaker open took %.0f ms", took);   /* trying c: > 200 */
     row = row_and_log(&r, &log);
     CHECK_EQ_INT(row_int(row, "attempts"), 1);
     CHECK_STR(jstr(log, "0.deployment"), C_DEP);
@@ -574,7 +574,7 @@ static void test_breaker_fail_fast(void) {
   }
   double took = chat("gone", false, NULL, NULL, &r);
   CHECK_EQ_INT(r.status, 503);
-  CHECK_MSG(took < 100, "fail fast took %.0f ms", took);
+  CHECK_MSG(took < 250, "fail fast took %.0f ms", took);
   CHECK_STR(jstr(r.json, "error.code"), "upstream_unavailable");
   CHECK_STR(jstr(r.json, "error.type"), "service_unavailable_error");
   CHECK_STR(hdr(&r, "x-should-retry"), "true");
@@ -697,7 +697,7 @@ int main(void) {
       "  lif:\n"
       "    balance: least_in_flight\n"
       "    deployments:\n"
-      "      - {provider: a, model: 'gpt-4o-mini;delay_ms=400'}\n"
+      "      - {provider: a, model: 'gpt-4o-mini;delay_ms=600'}\n"
       "      - {provider: b, model: gpt-4o-mini}\n"
       "  brk:\n"
       "    deployments:\n"
