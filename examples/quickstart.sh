@@ -3,7 +3,7 @@
 # `tiergate serve` on examples/tiergate.yaml. The SQLite log is created on first run.
 #
 #   examples/quickstart.sh                 listen on ${TIERGATE_LISTEN:-127.0.0.1:8080}
-#   OPENAI_API_KEY=sk-... examples/quickstart.sh
+#   OPENAI_API_KEY=sk-... ANTHROPIC_API_KEY=sk-ant-... examples/quickstart.sh
 set -eu
 cd "$(dirname "$0")/.."
 sudo_=

@@ -101,6 +101,15 @@ static int start_attempt(struct rt_req *r) {
   char *body = ops->build_body(r, d->upstream_model, &blen);
   if (!body) {
     rt_resil_abandon(r);
+    if (r->refuse_status) {
+      /* a translation refused the request: this upstream's format cannot express it */
+      char msg[sizeof r->error_msg];
+      snprintf(msg, sizeof msg, "%s", r->error_msg);
+      rt_req_fail(r, r->refuse_status, r->refuse_status == 400 ? "bad_request" : "internal",
+                  r->refuse_status == 400 ? "invalid_request_error" : "server_error", NULL,
+                  r->refuse_param[0] ? r->refuse_param : NULL, "%s", msg);
+      return -1;
+    }
     rt_req_fail(r, 500, "internal", "server_error", NULL, NULL, "could not build the upstream request");
     return -1;
   }
@@ -111,6 +120,7 @@ static int start_attempt(struct rt_req *r) {
   size_t nh = 0;
   for (size_t i = 0; i < pc->n_hdr && nh < 70; i++) hdrs[nh++] = pc->hdr[i];
   hdrs[nh++] = r->stream ? "Accept: text/event-stream" : "Accept: application/json";
+  if (r->up_extra_header) hdrs[nh++] = r->up_extra_header;  /* e.g. the client's anthropic-beta */
   struct up_request rq = {
       .url = url,
       .method = "POST",
@@ -152,6 +162,11 @@ void rt_call_free(struct rt_req *r) {
     r->call.timer = NULL;
   }
   rt_resil_cleanup(r);
+}
+
+const struct pol_provider *rt_req_provider(const struct rt_req *r) {
+  if (r->deployment) return r->deployment->provider;
+  return r->model ? r->model->provider : NULL;
 }
 
 const char *rt_req_upstream_model(const struct rt_req *r) {

@@ -11,6 +11,8 @@
  *               deployment, the attempt log, resilience metrics
  *   balance.c   choosing among a model's deployments (weighted, least in flight)
  *   openai.c    the OpenAI surface: /v1/chat/completions, /v1/models
+ *   anthropic.c the Anthropic surface: /v1/messages, /v1/messages/count_tokens
+ *   xlate_*.c   OpenAI <-> Anthropic translation (pure: xlate.h) and the translated calls
  *   metrics.c   Prometheus counters and histograms, /metrics
  *   cli.c       `tiergate serve` and `tiergate config check`
  *
@@ -138,6 +140,8 @@ enum rt_route {
   RT_ROUTE_MODEL,           /* GET /v1/models/{id} */
   RT_ROUTE_HEALTHZ,         /* GET /healthz */
   RT_ROUTE_METRICS,         /* GET /metrics */
+  RT_ROUTE_MESSAGES,        /* POST /v1/messages */
+  RT_ROUTE_COUNT_TOKENS,    /* POST /v1/messages/count_tokens */
   RT_ROUTE_OTHER,           /* 404 / 405 / unparsable requests */
   RT_ROUTE_COUNT
 };
@@ -170,6 +174,8 @@ void rt_metrics_observe(struct rt_metrics *m, const struct rt_observation *o);
 void rt_metrics_render(const struct rt_metrics *m, const struct rt_gauges *g, struct evbuffer *out);
 
 /* ------------------------------------------------------------------ server.c + request.c */
+/* (rt_req fields for translation are declared here; the translators themselves in xlate.h) */
+struct rt_xstream;
 
 struct rt_server;
 struct rt_conn;
@@ -230,6 +236,7 @@ struct rt_surface {
   void (*stream_error)(struct rt_req *r, const char *code, const char *message);
 };
 extern const struct rt_surface rt_openai_surface;
+extern const struct rt_surface rt_anthropic_surface;
 
 /* Headers kept from the upstream reply and passed on to the client. */
 #define RT_MAX_PASS_HEADERS 24
@@ -278,6 +285,14 @@ struct rt_req {
   struct up_sse sse;
   struct pol_usage usage;
   bool have_usage;
+
+  /* translation between API formats (xlate_call.c, anthropic.c) */
+  struct rt_xstream *xs;           /* stream translator of a translated call, or NULL */
+  int refuse_status;               /* build_body refused the request: the call layer replies
+                                    * this status (400) with error_msg and refuse_param */
+  char refuse_param[96];
+  char *up_extra_header;           /* one more "Name: value" line for the upstream, or NULL */
+  bool anthropic_strict;           /* Anthropic client on version 2026-10-21 */
 
   /* the reply */
   int status;                      /* status sent (or to log) */
@@ -420,6 +435,34 @@ char *rt_openai_upstream_body(const char *body, size_t len, const char *upstream
 /* Builds the client-visible copy of an upstream JSON object with its top-level "model" replaced
  * by PUBLIC_NAME (NULL: unchanged). Returns malloc'd text or NULL (then send the original). */
 char *rt_openai_rename_model(const char *s, size_t n, const char *public_name, size_t *out_len);
+
+/* anthropic.c: the Anthropic surface. */
+void rt_anthropic_messages(struct rt_req *r);
+void rt_anthropic_count_tokens(struct rt_req *r);
+/* GET /v1/models[/{id}] asked with an anthropic-version header: Anthropic's list shape. */
+void rt_anthropic_models(struct rt_req *r);
+void rt_anthropic_model(struct rt_req *r, const char *id);
+/* Which surface answers this request, from its path and headers (before the body is read, so a
+ * 413 or a malformed body already gets the caller's error shape). */
+void rt_req_pick_surface(struct rt_req *r);
+/* Validates a Messages body (JSON, object, model, max_tokens unless COUNT, messages and their
+ * blocks, types; on a strict (2026-10-21) client the fields that version rejects). Returns 0 and
+ * INFO (model_name malloc'd, stream), or 400 with *param and a message. Pure, unit-tested. */
+int rt_anthropic_validate(const char *body, size_t len, bool count, bool strict,
+                          struct rt_chat_info *info, const char **param, char *msg, size_t msgcap);
+/* Upstream body for an Anthropic upstream from a validated Messages body: "model" replaced by
+ * UPSTREAM_MODEL (NULL: kept) and, when DROP_SAMPLING, temperature/top_p/top_k removed; every
+ * other byte unchanged. Returns malloc'd text or NULL. */
+char *rt_anthropic_upstream_body(const char *body, size_t len, const char *upstream_model,
+                                 bool drop_sampling, size_t *out_len);
+/* The count_tokens estimate for a model that is not served by Anthropic (see README). */
+int64_t rt_anthropic_estimate_tokens(const char *body, size_t len);
+
+/* xlate_call.c: upstream calls whose formats differ (call ops, see rt_call_start). */
+extern const struct rt_call_ops rt_xcall_openai_to_anthropic;   /* OpenAI client */
+extern const struct rt_call_ops rt_xcall_anthropic_to_openai;   /* Anthropic client */
+/* The provider the request goes to (the deployment's once chosen). */
+const struct pol_provider *rt_req_provider(const struct rt_req *r);
 
 /* Per provider, built once at startup: the fixed request headers (auth included). */
 struct rt_provider_cache {

@@ -63,6 +63,8 @@ const char *rt_route_label(enum rt_route r) {
   case RT_ROUTE_MODEL: return "/v1/models/{id}";
   case RT_ROUTE_HEALTHZ: return "/healthz";
   case RT_ROUTE_METRICS: return "/metrics";
+  case RT_ROUTE_MESSAGES: return "/v1/messages";
+  case RT_ROUTE_COUNT_TOKENS: return "/v1/messages/count_tokens";
   default: return "other";
   }
 }

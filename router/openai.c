@@ -548,11 +548,11 @@ void rt_openai_chat(struct rt_req *r) {
     return;
   }
   r->model = m;
-  /* OpenAI-compatible upstreams get the body as is; Anthropic upstreams need translation (issue 4) */
+  /* OpenAI-compatible upstreams get the body as is; Anthropic upstreams a translation */
   static const struct rt_call_ops to_openai = {"/chat/completions", build_body, on_headers, on_data,
                                                on_done, NULL};
   static const struct rt_call_ops *const ops[RT_PROVIDER_KINDS] = {
-      [POL_PROVIDER_OPENAI] = &to_openai, [POL_PROVIDER_ANTHROPIC] = NULL};
+      [POL_PROVIDER_OPENAI] = &to_openai, [POL_PROVIDER_ANTHROPIC] = &rt_xcall_openai_to_anthropic};
   rt_call_start(r, ops);
 }
 

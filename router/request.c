@@ -75,16 +75,38 @@ static bool shed(struct rt_req *r) {
   return true;
 }
 
+void rt_req_pick_surface(struct rt_req *r) {
+  static const char messages[] = "/v1/messages";
+  bool anthropic = r->head.path_len >= sizeof messages - 1 &&
+                   !memcmp(r->head.target, messages, sizeof messages - 1) &&
+                   (r->head.path_len == sizeof messages - 1 || r->head.target[sizeof messages - 1] == '/');
+  /* the Anthropic SDK lists models at the same path as OpenAI's: its version header tells */
+  if (!anthropic && r->head.path_len >= 10 && !memcmp(r->head.target, "/v1/models", 10) &&
+      rt_http_header(&r->head, "anthropic-version"))
+    anthropic = true;
+  r->surface = anthropic ? &rt_anthropic_surface : &rt_openai_surface;
+}
+
 void rt_req_dispatch(struct rt_req *r) {
   static const char models_prefix[] = "/v1/models/";
-  if (path_is(r, "/v1/chat/completions")) {
+  bool anthropic = r->surface == &rt_anthropic_surface;
+  if (path_is(r, "/v1/messages")) {
+    r->route = RT_ROUTE_MESSAGES;
+    if (method_is(r, "POST")) rt_anthropic_messages(r);
+    else method_not_allowed(r, "POST");
+  } else if (path_is(r, "/v1/messages/count_tokens")) {
+    r->route = RT_ROUTE_COUNT_TOKENS;
+    if (method_is(r, "POST")) rt_anthropic_count_tokens(r);
+    else method_not_allowed(r, "POST");
+  } else if (path_is(r, "/v1/chat/completions")) {
     r->route = RT_ROUTE_CHAT;
     if (!method_is(r, "POST")) method_not_allowed(r, "POST");
     else if (!shed(r)) rt_openai_chat(r);
   } else if (path_is(r, "/v1/models")) {
     r->route = RT_ROUTE_MODELS;
-    if (method_is(r, "GET")) rt_openai_models(r);
-    else method_not_allowed(r, "GET");
+    if (!method_is(r, "GET")) method_not_allowed(r, "GET");
+    else if (anthropic) rt_anthropic_models(r);
+    else rt_openai_models(r);
   } else if (r->head.path_len > sizeof models_prefix - 1 &&
              !memcmp(r->head.target, models_prefix, sizeof models_prefix - 1)) {
     r->route = RT_ROUTE_MODEL;
@@ -100,7 +122,8 @@ void rt_req_dispatch(struct rt_req *r) {
                   "Malformed model id in the URL.");
       return;
     }
-    rt_openai_model(r, id);
+    if (anthropic) rt_anthropic_model(r, id);
+    else rt_openai_model(r, id);
   } else if (path_is(r, "/healthz")) {
     r->route = RT_ROUTE_HEALTHZ;
     if (method_is(r, "GET")) healthz(r);

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "router/internal.h"
+#include "router/xlate.h"
 
 #define READ_HIGH_WATER (1u << 20)  /* stop reading a connection with this much unparsed input */
 #define LINGER_MS 1000              /* discard input this long after a closing reply */
@@ -136,6 +137,8 @@ void rt_req_free(struct rt_req *r) {
   free(r->up_ctype);
   if (r->up_body) evbuffer_free(r->up_body);
   up_sse_free(&r->sse);
+  rt_xs_free(r->xs);
+  free(r->up_extra_header);
   free(r);
 }
 
@@ -235,6 +238,7 @@ static void try_parse(struct rt_conn *c) {
     }
     r->keep_alive = r->head.keep_alive;
     if (!r->keep_alive) c->close_after = true;
+    rt_req_pick_surface(r);  /* a 413 or a bad body below answers in the caller's API shape */
     size_t max = s->cfg->limits.max_body_bytes;
     bool has_body = r->head.chunked || r->head.content_length > 0;
     if (r->head.content_length > 0 && (uint64_t)r->head.content_length > max) {

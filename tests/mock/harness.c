@@ -383,6 +383,16 @@ char *th_gw_test_yaml(const struct th_gw *g, int mock_port, const char *limits,
       "    kind: openai\n"
       "    base_url: http://127.0.0.1:%d/v1\n"
       "    api_key_env: TIERGATE_TEST_UNSET_KEY\n"
+      /* the mock's Anthropic surface, in both API versions (no model uses them by default) */
+      "  mock-anthropic:\n"
+      "    kind: anthropic\n"
+      "    base_url: http://127.0.0.1:%d\n"
+      "    api_key_env: TIERGATE_TEST_KEY\n"
+      "  mock-anthropic-2026:\n"
+      "    kind: anthropic\n"
+      "    base_url: http://127.0.0.1:%d\n"
+      "    api_key_env: TIERGATE_TEST_KEY\n"
+      "    anthropic_version: \"2026-10-21\"\n"
       "models:\n"
       "  gpt-4o-mini:\n"
       "    provider: mock\n"
@@ -413,7 +423,8 @@ char *th_gw_test_yaml(const struct th_gw *g, int mock_port, const char *limits,
       "breaker:\n"
       "  failures: 0\n"
       "  error_rate: 0%%\n",
-      g->db_path, mock_port, dead, mock_port, extra_models ? extra_models : "",
+      g->db_path, mock_port, dead, mock_port, mock_port, mock_port,
+      extra_models ? extra_models : "",
       limits ? limits
              : "  max_body_bytes: 64KiB\n"
                "  connect_timeout: 2s\n"

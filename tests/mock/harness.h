@@ -102,7 +102,9 @@ int th_gw_start(struct th_gw *g, const char *yaml, char *const extra_env[]);
 /* Sends SIG and waits; returns the wait status or -1. */
 int th_gw_stop(struct th_gw *g, int sig, int timeout_ms);
 /* The standard test config (malloc'd): providers `mock` (the mock at MOCK_PORT, key from
- * TIERGATE_TEST_KEY, one extra header), `dead` (a closed port), `nokey` (key variable unset);
+ * TIERGATE_TEST_KEY, one extra header), `dead` (a closed port), `nokey` (key variable unset),
+ * `mock-anthropic` and `mock-anthropic-2026` (the mock's Anthropic surface, anthropic_version
+ * 2023-06-01 and 2026-10-21; no standard model uses them);
  * models gpt-4o-mini, gpt-4o (baseline), mapped (-> gpt-4.1-nano), priced (-> my-finetune with a
  * price override 1.00/0.50/3.00), unpriced, dead-model, nokey-model, plus EXTRA_MODELS (YAML
  * lines indented by 2, or NULL); LIMITS replaces the limits block body (lines indented by 2, or

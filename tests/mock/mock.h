@@ -141,5 +141,13 @@ void mock_openai_chat(const struct mock_req *rq, const json_t *body, const struc
 /* OpenAI-shaped error body. */
 void mock_openai_error(struct mock_plan *p, int status, const char *type, const char *code,
                        const char *message);
+/* The Anthropic surface (mock_anthropic.c): POST .../v1/messages and .../v1/messages/count_tokens,
+ * and Anthropic's error shape ({"type":"error","error":{type,message}}; CODE unused). */
+void mock_anthropic_messages(const struct mock_req *rq, const json_t *body,
+                             const struct mock_opts *o, struct mock_plan *p);
+void mock_anthropic_count_tokens(const struct mock_req *rq, const json_t *body,
+                                 const struct mock_opts *o, struct mock_plan *p);
+void mock_anthropic_error(struct mock_plan *p, int status, const char *type, const char *code,
+                          const char *message);
 
 #endif

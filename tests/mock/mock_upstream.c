@@ -541,6 +541,8 @@ struct surface {
 
 static const struct surface surfaces[] = {
     {"/chat/completions", mock_openai_chat, mock_openai_error},
+    {"/v1/messages", mock_anthropic_messages, mock_anthropic_error},
+    {"/v1/messages/count_tokens", mock_anthropic_count_tokens, mock_anthropic_error},
 };
 
 static void dispatch_api(struct conn *c, const struct surface *sf) {

@@ -263,13 +263,28 @@ static void test_example(void) {
   CHECK_STR(oa->base_url, "https://api.openai.com/v1");
   CHECK(oa->api_key == NULL);
   CHECK_STR(oa->api_key_env, "OPENAI_API_KEY");
-  /* the only warning: the missing key, which does not stop the gateway */
-  CHECK_EQ_INT(c->n_warnings, 1);
-  if (c->n_warnings) CHECK(strstr(c->warnings[0].msg, "OPENAI_API_KEY is not set") != NULL);
+  const struct pol_provider *an = pol_provider_find(c, "anthropic");
+  CHECK(an != NULL && an->kind == POL_PROVIDER_ANTHROPIC);
+  if (an) {
+    CHECK_STR(an->base_url, "https://api.anthropic.com");
+    CHECK_STR(an->api_key_env, "ANTHROPIC_API_KEY");
+    CHECK_STR(an->anthropic_version, "2023-06-01");
+  }
+  /* the only warnings: the missing keys, which do not stop the gateway */
+  CHECK_EQ_INT(c->n_warnings, 2);
+  if (c->n_warnings == 2) {
+    CHECK(strstr(c->warnings[0].msg, "OPENAI_API_KEY is not set") != NULL);
+    CHECK(strstr(c->warnings[1].msg, "ANTHROPIC_API_KEY is not set") != NULL);
+  }
   const char *must[] = {"gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"};
   for (size_t i = 0; i < 3; i++) {
     const struct pol_model *m = pol_model_find(c, must[i]);
     CHECK_MSG(m && m->has_price && m->provider == oa, "example lacks priced model %s", must[i]);
+  }
+  const char *claude[] = {"claude-haiku-4-5", "claude-sonnet-4-5"};
+  for (size_t i = 0; i < 2; i++) {
+    const struct pol_model *m = pol_model_find(c, claude[i]);
+    CHECK_MSG(m && m->has_price && m->provider == an, "example lacks priced model %s", claude[i]);
   }
   for (size_t i = 0; i < c->n_models; i++)
     CHECK_MSG(c->models[i].has_price, "example model %s has no price", c->models[i].name);
@@ -281,6 +296,8 @@ static void test_example(void) {
   setenv("TIERGATE_DB", "/tmp/tg-test.db", 1);
   setenv("OPENAI_BASE_URL", "http://127.0.0.1:18080/v1/", 1);
   setenv("OPENAI_API_KEY", "sk-x", 1);
+  setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:18081", 1);
+  setenv("ANTHROPIC_API_KEY", "sk-ant-x", 1);
   rc = pol_config_load(path, &c, &errs);
   CHECK_EQ_INT(rc, 0);
   if (c) {
@@ -289,6 +306,8 @@ static void test_example(void) {
     CHECK_STR(c->db_path, "/tmp/tg-test.db");
     CHECK_STR(c->providers[0].base_url, "http://127.0.0.1:18080/v1");
     CHECK_STR(c->providers[0].api_key, "sk-x");
+    CHECK_STR(c->providers[1].base_url, "http://127.0.0.1:18081");
+    CHECK_STR(c->providers[1].api_key, "sk-ant-x");
     CHECK_EQ_INT(c->n_warnings, 0);
   }
   pol_config_free(c);

@@ -784,6 +784,84 @@ static void test_streams(void) {
   CHECK(!rt_anthropic_version_strict(NULL));
 }
 
+/* ------------------------------------------------------------------ the surface's pure parts */
+
+static void test_surface_pure(void) {
+  struct rt_chat_info info;
+  const char *param;
+  char msg[300];
+  const char *ok = "{\"model\":\"m\",\"max_tokens\":5,\"stream\":true,\"messages\":[{\"role\":\"user\","
+                   "\"content\":\"x\"}],\"temperature\":0.5}";
+  CHECK_EQ_INT(rt_anthropic_validate(ok, strlen(ok), false, false, &info, &param, msg, sizeof msg), 0);
+  CHECK_STR(info.model_name, "m");
+  CHECK(info.stream);
+  rt_chat_info_free(&info);
+  /* strict (2026-10-21) refuses sampling parameters */
+  CHECK_EQ_INT(rt_anthropic_validate(ok, strlen(ok), false, true, &info, &param, msg, sizeof msg), 400);
+  CHECK_STR(param, "temperature");
+  /* count_tokens needs no max_tokens */
+  const char *count = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+  CHECK_EQ_INT(rt_anthropic_validate(count, strlen(count), true, false, &info, &param, msg, sizeof msg), 0);
+  rt_chat_info_free(&info);
+  CHECK_EQ_INT(rt_anthropic_validate(count, strlen(count), false, false, &info, &param, msg, sizeof msg), 400);
+  CHECK_STR(param, "max_tokens");
+  CHECK_STR(msg, "Field required");
+  static const char *const bad[][2] = {
+      {"{\"model\":\"m\",\"max_tokens\":1,\"messages\":[{\"role\":\"assistant\",\"content\":[{\"type\":"
+       "\"text\"}]}]}", "messages"},
+      {"{\"model\":\"m\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+       "\"system\":[{\"type\":\"image\"}]}", "system"},
+      {"{\"model\":\"m\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+       "\"stop_sequences\":\"x\"}", "stop_sequences"},
+      {"{\"model\":\"m\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+       "\"tools\":[{\"description\":\"no name\"}]}", "tools"},
+      {"{\"model\":\"m\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+       "\"tool_choice\":\"auto\"}", "tool_choice"},
+      {"{\"model\":\"m\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+       "\"metadata\":[1]}", "metadata"},
+      {"{\"model\":\"m\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+       "\"top_k\":\"5\"}", "top_k"},
+      {"{\"model\":\"\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "model"},
+      {"{\"model\":\"m\",\"max_tokens\":-1,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "max_tokens"},
+      {"{\"model\":\"m\",\"max_tokens\":1,\"max_tokens\":2,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+       "max_tokens"},
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    int st = rt_anthropic_validate(bad[k][0], strlen(bad[k][0]), false, false, &info, &param, msg, sizeof msg);
+    CHECK_MSG(st == 400 && param && !strcmp(param, bad[k][1]), "%s: %d param %s (%s)", bad[k][0], st,
+              param ? param : "null", msg);
+  }
+  /* strict: document blocks in assistant turns */
+  const char *doc = "{\"model\":\"m\",\"max_tokens\":1,\"messages\":[{\"role\":\"assistant\",\"content\":"
+                    "[{\"type\":\"document\",\"source\":{}}]}]}";
+  CHECK_EQ_INT(rt_anthropic_validate(doc, strlen(doc), false, true, &info, &param, msg, sizeof msg), 400);
+  CHECK(strstr(msg, "document") != NULL);
+  CHECK_EQ_INT(rt_anthropic_validate(doc, strlen(doc), false, false, &info, &param, msg, sizeof msg), 0);
+  rt_chat_info_free(&info);
+
+  /* passthrough bodies: byte-exact model edit; sampling removed for a strict upstream */
+  const char *b = "{ \"model\" : \"pub\", \"temperature\":0.70, \"max_tokens\":5,\"top_k\":3,"
+                  "\"x\":1.50e+3,\"top_p\":1e-1 }";
+  size_t n;
+  char *o = rt_anthropic_upstream_body(b, strlen(b), "up-model", false, &n);
+  CHECK_STR(o, "{ \"model\" : \"up-model\", \"temperature\":0.70, \"max_tokens\":5,\"top_k\":3,"
+               "\"x\":1.50e+3,\"top_p\":1e-1 }");
+  free(o);
+  o = rt_anthropic_upstream_body(b, strlen(b), "up-model", true, &n);
+  CHECK_STR(o, "{\"model\":\"up-model\",\"max_tokens\":5,\"x\":1.50e+3}");
+  CHECK_EQ_INT(n, strlen(o));
+  free(o);
+  o = rt_anthropic_upstream_body(b, strlen(b), NULL, true, &n);
+  CHECK_STR(o, "{\"model\":\"pub\",\"max_tokens\":5,\"x\":1.50e+3}");
+  free(o);
+
+  /* the count_tokens estimate: (text bytes + 3) / 4 + 1600 per image + 3 per turn + 10 per tool */
+  const char *est = "{\"model\":\"m\",\"system\":\"12345678\",\"messages\":[{\"role\":\"user\","
+                    "\"content\":[{\"type\":\"text\",\"text\":\"abcd\"},{\"type\":\"image\"}]}]}";
+  CHECK_EQ_INT(rt_anthropic_estimate_tokens(est, strlen(est)), (12 + 3) / 4 + 1600 + 3 + 3);
+  CHECK_EQ_INT(rt_anthropic_estimate_tokens("[]", 2), -1);
+}
+
 int main(void) {
   test_o2a_request();
   test_a2o_request();
@@ -791,5 +869,6 @@ int main(void) {
   test_errors();
   test_headers();
   test_streams();
+  test_surface_pure();
   return check_done();
 }

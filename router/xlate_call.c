@@ -1,0 +1,318 @@
+/*
+ * xlate_call.c: upstream calls whose format differs from the client's: an OpenAI client served
+ * by an Anthropic upstream, and an Anthropic client served by an OpenAI-compatible upstream.
+ * Call ops (rt_call_ops, see call.c) built on the pure translators of xlate.h.
+ *
+ * DESIGN. One set of handlers serves both directions; the client's surface says which way:
+ *   body      xlate_req.c (a request the target cannot express is refused with a 400 in the
+ *             client's shape before anything is sent: r->refuse_status, see call.c)
+ *   headers   rate-limit, retry and request-id headers translated (xlate_resp.c)
+ *   stream    upstream bytes -> upstream/sse.c -> rt_xs_event -> the client's frames, one write
+ *             per upstream event, as they arrive; back-pressure pauses the upstream like the
+ *             OpenAI surface does
+ *   reply     whole replies and error replies translated once complete (statuses: 529 <-> 503,
+ *             402 -> 429 ...; "x-should-retry: false" when no retry can help)
+ * Usage for the log always comes from the upstream's own format (canonical pol_usage), so a
+ * translated request costs exactly what the same request sent natively costs.
+ */
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "router/internal.h"
+#include "router/xlate.h"
+
+#define MAX_UPSTREAM_BODY (32u << 20)   /* non-streamed reply we are willing to buffer */
+#define MAX_SSE_EVENT (4u << 20)        /* one SSE event from upstream */
+#define STREAM_HIGH_WATER (1u << 20)    /* pause the upstream when the client lags this much */
+
+/* Is the client an Anthropic one (upstream OpenAI), or an OpenAI one (upstream Anthropic)? */
+static bool anthropic_client(const struct rt_req *r) { return r->surface == &rt_anthropic_surface; }
+
+/* ------------------------------------------------------------------ bodies */
+
+static char *refuse(struct rt_req *r, const struct rt_xerr *e) {
+  r->refuse_status = e->status ? e->status : 500;
+  snprintf(r->refuse_param, sizeof r->refuse_param, "%s", e->param);
+  snprintf(r->error_msg, sizeof r->error_msg, "%s", e->msg);
+  return NULL;
+}
+
+static char *build_to_anthropic(struct rt_req *r, const char *upstream_model, size_t *len) {
+  free(r->up_extra_header); /* a fallback from another kind may have left one */
+  r->up_extra_header = NULL;
+  const struct pol_provider *p = rt_req_provider(r);
+  struct rt_xreq_opts o = {upstream_model, p ? p->anthropic_version : RT_ANTHROPIC_V1, 0};
+  struct rt_xerr e;
+  char *b = rt_xreq_openai_to_anthropic(r->body, r->body_len, &o, len, &e);
+  return b ? b : refuse(r, &e);
+}
+
+static char *build_to_openai(struct rt_req *r, const char *upstream_model, size_t *len) {
+  free(r->up_extra_header);
+  r->up_extra_header = NULL;
+  struct rt_xreq_opts o = {upstream_model, NULL, 0};
+  struct rt_xerr e;
+  char *b = rt_xreq_anthropic_to_openai(r->body, r->body_len, &o, len, &e);
+  return b ? b : refuse(r, &e);
+}
+
+/* ------------------------------------------------------------------ headers */
+
+static void on_headers(struct rt_req *r, int status, const struct up_header *h, size_t n) {
+  bool ac = anthropic_client(r);
+  int64_t now_ms = rt_wall_us() / 1000;
+  /* translated headers into one buffer: "name\0value\0" pairs, then pointers into it */
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  size_t offs[RT_MAX_PASS_HEADERS][2];
+  size_t np = 0;
+  for (size_t i = 0; i < n && np < RT_MAX_PASS_HEADERS; i++) {
+    char name[128], value[256];
+    int keep = ac ? rt_xhdr_openai_to_anthropic(h[i].name, h[i].value, now_ms, name, value, sizeof name)
+                  : rt_xhdr_anthropic_to_openai(h[i].name, h[i].value, now_ms, name, value, sizeof name);
+    if (!keep) continue;
+    for (char *p = name; *p; p++)
+      if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    size_t nl = strlen(name) + 1, vl = strlen(value) + 1;
+    if (len + nl + vl > cap) {
+      cap = (len + nl + vl) * 2 + 256;
+      char *nb = realloc(buf, cap);
+      if (!nb) break;
+      buf = nb;
+    }
+    memcpy(buf + len, name, nl);
+    memcpy(buf + len + nl, value, vl);
+    offs[np][0] = len;
+    offs[np][1] = len + nl;
+    np++;
+    len += nl + vl;
+  }
+  free(r->pass_buf);
+  r->pass_buf = buf;
+  r->n_pass = 0; /* an earlier attempt's headers (retries) are replaced, never mixed */
+  for (size_t k = 0; k < np; k++) {
+    r->pass[r->n_pass].name = buf + offs[k][0];
+    r->pass[r->n_pass].value = buf + offs[k][1];
+    r->n_pass++;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (!strcasecmp(h[i].name, "content-type")) {
+      free(r->up_ctype);
+      r->up_ctype = strdup(h[i].value);
+    }
+  }
+  bool sse = r->up_ctype && !strncasecmp(r->up_ctype, "text/event-stream", 17);
+  if (r->stream && status >= 200 && status < 300 && sse) {
+    char fallback[64];
+    snprintf(fallback, sizeof fallback, "msg_%s", r->id);
+    struct rt_xs_opts o = {r->model->name, rt_wall_us() / 1000000, r->client_usage, fallback};
+    r->xs = rt_xs_new(ac ? RT_XS_O2A : RT_XS_A2O, &o);
+    if (!r->xs) {
+      r->up_body = evbuffer_new(); /* out of memory: fails in on_done as a bad reply */
+      r->up_too_large = true;
+      return;
+    }
+    r->sse_mode = true;
+    up_sse_init(&r->sse, MAX_SSE_EVENT);
+    static const struct rt_kv extra[] = {{"cache-control", "no-cache"}};
+    rt_resp_start(r, status, "text/event-stream; charset=utf-8", -1, extra, 1);
+  } else {
+    r->up_body = evbuffer_new();
+  }
+}
+
+/* ------------------------------------------------------------------ streams */
+
+static void flush(struct rt_req *r, struct evbuffer *out) {
+  size_t n = evbuffer_get_length(out);
+  if (n) rt_resp_body(r, evbuffer_pullup(out, -1), n);
+  evbuffer_drain(out, n);
+}
+
+static int sse_event(void *ud, const struct up_sse_event *ev) {
+  struct rt_req *r = ud;
+  struct evbuffer *out = evbuffer_new();
+  if (!out) return -1;
+  int rc = rt_xs_event(r->xs, ev->event, ev->data, ev->data_len, out);
+  if (rc == RT_XS_BAD) {
+    r->error_class = "upstream_bad_response";
+    snprintf(r->error_msg, sizeof r->error_msg,
+             "The upstream provider '%s' sent a stream event that could not be translated.",
+             rt_req_provider_name(r));
+    rt_xs_fail(r->xs, anthropic_client(r) ? "api_error" : "server_error", r->error_msg, out);
+    rc = RT_XS_FAILED;
+  } else if (rc == RT_XS_FAILED) {
+    r->error_class = "upstream_stream_error";
+    snprintf(r->error_msg, sizeof r->error_msg, "%.255s", rt_xs_error_message(r->xs));
+  }
+  if (!r->t_first_token && rt_xs_has_content(r->xs)) r->t_first_token = rt_now_us();
+  flush(r, out);
+  evbuffer_free(out);
+  r->done_sent = rc != RT_XS_MORE;
+  return rc == RT_XS_MORE ? 0 : 1; /* after the end, the rest of the upstream bytes are ignored */
+}
+
+static int on_data(struct rt_req *r, const char *p, size_t n) {
+  if (r->sse_mode) {
+    if (r->done_sent) return UP_DATA_OK;
+    if (rt_resp_pending(r) > STREAM_HIGH_WATER) {
+      r->paused = true;
+      return UP_DATA_PAUSE;
+    }
+    int rc = up_sse_feed(&r->sse, p, n, sse_event, r);
+    return rc < 0 ? UP_DATA_ABORT : UP_DATA_OK;
+  }
+  if (!r->t_first_token) r->t_first_token = rt_now_us();
+  if (!r->up_body) return UP_DATA_ABORT;
+  if (evbuffer_get_length(r->up_body) + n > MAX_UPSTREAM_BODY) {
+    r->up_too_large = true;
+    return UP_DATA_ABORT;
+  }
+  evbuffer_add(r->up_body, p, n);
+  return UP_DATA_OK;
+}
+
+/* ------------------------------------------------------------------ the end */
+
+static void take_stream_usage(struct rt_req *r) {
+  const struct pol_usage *u = rt_xs_usage(r->xs);
+  if (u) {
+    r->usage = *u;
+    r->have_usage = true;
+  }
+}
+
+static bool timed_out(enum up_status s) {
+  return s == UP_ERR_TIMEOUT_CONNECT || s == UP_ERR_TIMEOUT_FIRST_BYTE || s == UP_ERR_TIMEOUT_IDLE ||
+         s == UP_ERR_TIMEOUT_TOTAL;
+}
+
+/* An upstream error reply, translated into the client's error. */
+static void send_error_reply(struct rt_req *r, int status, const char *body, size_t n) {
+  bool ac = anthropic_client(r);
+  struct rt_xerror xe;
+  if (ac) rt_xerr_openai_to_anthropic(status, body, n, &xe);
+  else rt_xerr_anthropic_to_openai(status, body, n, &xe);
+  r->error_class = "upstream_error";
+  snprintf(r->error_msg, sizeof r->error_msg, "%.255s", xe.message);
+  struct evbuffer *b = evbuffer_new();
+  if (!b) {
+    rt_resp_full(r, 502, "application/json", "{}", 2, NULL, 0);
+    return;
+  }
+  if (ac) rt_xerr_render_anthropic(b, xe.type, xe.message, r->id);
+  else rt_xerr_render_openai(b, xe.type, xe.code, NULL, xe.message);
+  /* no retry can help (a quota): say so, unless resilience.c already decided what to say */
+  if (xe.no_retry && !r->should_retry) r->should_retry = -1;
+  size_t len = evbuffer_get_length(b);
+  rt_resp_full(r, xe.status, "application/json", evbuffer_pullup(b, -1), len, NULL, 0);
+  evbuffer_free(b);
+}
+
+static void on_done(struct rt_req *r, const struct up_result *res) {
+  bool ac = anthropic_client(r);
+  const char *pname = rt_req_provider_name(r);
+  if (res->status != UP_OK) {
+    bool to = timed_out(res->status);
+    if (r->sse_mode) {
+      if (!r->done_sent) {
+        r->error_class = to ? "upstream_timeout"
+                         : res->status == UP_ERR_ABORTED ? "upstream_bad_response" : "upstream_disconnect";
+        snprintf(r->error_msg, sizeof r->error_msg,
+                 "The upstream stream from provider '%.60s' was interrupted: %.120s%s", pname,
+                 res->status == UP_ERR_ABORTED ? "an event exceeded the size limit" : res->message,
+                 to ? " (timeout)" : "");
+        struct evbuffer *out = evbuffer_new();
+        if (out) {
+          rt_xs_fail(r->xs, ac ? (to ? "timeout_error" : "api_error") : "server_error", r->error_msg, out);
+          flush(r, out);
+          evbuffer_free(out);
+        }
+      }
+      take_stream_usage(r);
+      rt_resp_end(r);
+      return;
+    }
+    if (to)
+      rt_req_fail(r, 504, "upstream_timeout", "server_error", "upstream_timeout", NULL,
+                  "The upstream provider '%s' did not answer in time (%s): %s", pname,
+                  up_status_name(res->status), res->message);
+    else if (res->status == UP_ERR_CONNECT)
+      rt_req_fail(r, 502, "upstream_connect", "server_error", "upstream_connect_failed", NULL,
+                  "Could not connect to the upstream provider '%s': %s", pname, res->message);
+    else if (r->up_too_large)
+      rt_req_fail(r, 502, "upstream_bad_response", "server_error", "upstream_response_too_large", NULL,
+                  "The upstream provider '%s' sent a reply larger than %u bytes.", pname,
+                  MAX_UPSTREAM_BODY);
+    else
+      rt_req_fail(r, 502, "upstream_disconnect", "server_error", "upstream_error", NULL,
+                  "The upstream provider '%s' failed mid-reply: %s", pname, res->message);
+    return;
+  }
+
+  if (r->sse_mode) {
+    if (!r->done_sent) {
+      struct evbuffer *out = evbuffer_new();
+      if (out) {
+        if (rt_xs_eof(r->xs, out) == RT_XS_FAILED && !r->error_class) {
+          r->error_class = "upstream_disconnect";
+          snprintf(r->error_msg, sizeof r->error_msg,
+                   "The upstream stream from provider '%s' ended before the answer was complete.", pname);
+        }
+        flush(r, out);
+        evbuffer_free(out);
+      }
+      r->done_sent = true;
+    }
+    take_stream_usage(r);
+    rt_resp_end(r);
+    return;
+  }
+
+  size_t n = r->up_body ? evbuffer_get_length(r->up_body) : 0;
+  const char *body = n ? (const char *)evbuffer_pullup(r->up_body, -1) : "";
+  int status = r->up_status;
+  if (r->up_too_large) {
+    rt_req_fail(r, 500, "internal", "server_error", NULL, NULL, "out of memory");
+    return;
+  }
+  if (status >= 200 && status < 300) {
+    size_t ol = 0;
+    char *t = ac ? rt_xresp_openai_to_anthropic(body, n, r->model->name, &ol, &r->usage, &r->have_usage)
+                 : rt_xresp_anthropic_to_openai(body, n, r->model->name, rt_wall_us() / 1000000, &ol,
+                                                &r->usage, &r->have_usage);
+    if (!t) {
+      rt_req_fail(r, 502, "upstream_bad_response", "server_error", "upstream_bad_response", NULL,
+                  "The upstream provider '%s' sent a reply that is not a %s.", pname,
+                  ac ? "chat completion" : "message");
+      return;
+    }
+    rt_resp_full(r, status, "application/json", t, ol, NULL, 0);
+    free(t);
+    return;
+  }
+  if (status >= 400) {
+    send_error_reply(r, status, body, n);
+    return;
+  }
+  rt_req_fail(r, 502, "upstream_bad_response", "server_error", "upstream_bad_response", NULL,
+              "The upstream provider '%s' answered HTTP %d.", pname, status);
+}
+
+/* A failed attempt is dropped (retry, fallback): forget this surface's own state of it. */
+static void reset(struct rt_req *r) {
+  rt_xs_free(r->xs);
+  r->xs = NULL;
+  free(r->up_extra_header);
+  r->up_extra_header = NULL;
+  r->refuse_status = 0;
+  r->refuse_param[0] = 0;
+}
+
+const struct rt_call_ops rt_xcall_openai_to_anthropic = {"/v1/messages", build_to_anthropic,
+                                                         on_headers, on_data, on_done, reset};
+const struct rt_call_ops rt_xcall_anthropic_to_openai = {"/chat/completions", build_to_openai,
+                                                         on_headers, on_data, on_done, reset};
