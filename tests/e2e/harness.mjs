@@ -108,6 +108,10 @@ providers:
     kind: openai
     base_url: http://127.0.0.1:${mockPort}/v1
     api_key_env: TIERGATE_TEST_UNSET_KEY
+  mock-anthropic:
+    kind: anthropic
+    base_url: http://127.0.0.1:${mockPort}
+    api_key_env: TIERGATE_TEST_KEY
 models:
   gpt-4o-mini:
     provider: mock
