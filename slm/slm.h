@@ -5,16 +5,24 @@
  * Q4_K/Q5_K/Q6_K tensors), tokenizes, decodes batches of tokens for several sequences, returns
  * logits or pooled embeddings, samples, and applies chat templates. CPU only.
  *
- * Objects and lifetimes
- *   struct slm_model    weights (mmapped read-only) + vocabulary + metadata. Immutable after
- *                       slm_model_load(); may be shared by any number of contexts and threads.
- *   struct slm_context  one KV cache for up to n_seq sequences, scratch buffers and a thread pool.
- *                       Not thread-safe: one thread at a time per context. Must be freed before
- *                       its model.
- *   struct slm_sampler  sampling state (RNG, penalties history). Not thread-safe.
+ * Objects, lifetimes and threads
+ *   struct slm_model    weights (mmapped read-only, or repacked copies where the kernels have a
+ *                       faster layout) + vocabulary + metadata. Immutable after slm_model_load():
+ *                       every function taking a const model may be called from any number of
+ *                       threads at once, and any number of contexts and samplers may use it.
+ *                       Free it after everything made from it.
+ *   struct slm_context  one KV cache for up to n_seq sequences, scratch buffers and its own
+ *                       thread pool (n_threads - 1 workers; the calling thread is the first).
+ *                       Not thread-safe: one thread at a time per context (different contexts
+ *                       on different threads are fine). Must be freed before its model.
+ *   struct slm_sampler  sampling state (RNG, penalty history). Not thread-safe; independent of
+ *                       the model after creation.
+ * Pointers returned into a context (logits, embeddings, error text) stay valid until the next
+ * call on that context that says it changes them (decode, free).
  *
  * Errors: functions returning int give 0 on success or a negative errno-style code. Load-time
- * errors are written to the caller's err buffer; context errors are kept in slm_errmsg(ctx).
+ * errors are written to the caller's err buffer (always NUL-terminated, truncated to errlen);
+ * context errors are kept in slm_errmsg(ctx). No function aborts on bad input.
  *
  * Example
  *   struct slm_model_params mp = slm_model_default_params();
@@ -57,13 +65,17 @@ struct slm_model_params {
 };
 struct slm_model_params slm_model_default_params(void);
 
-/* Returns a model or NULL with a message in err (unsupported architecture or tensor type is named). */
+/* Opens PATH (GGUF v2/v3) and checks everything decode relies on. Returns a model, or NULL with a
+ * message in ERR naming the file and the problem (unsupported architecture, tensor type or rope
+ * scaling; a missing or mis-shaped tensor; bad hyper-parameters; a corrupt file). PARAMS may be
+ * NULL for the defaults. Takes ~0.1-1 s for 100-500 MiB models (repacking for the kernels). */
 struct slm_model *slm_model_load(const char *path, const struct slm_model_params *params,
                                  char *err, size_t errlen);
 void slm_model_free(struct slm_model *m);   /* accepts NULL */
 
 /* ---------------------------------------------------------------- tokenizer */
 
+/* The tokenizer works on vocab_only models too. */
 int32_t slm_n_vocab(const struct slm_model *m);
 slm_token slm_token_bos(const struct slm_model *m);   /* -1 if none */
 slm_token slm_token_eos(const struct slm_model *m);   /* -1 if none */
@@ -115,7 +127,7 @@ struct slm_context *slm_context_new(const struct slm_model *m, const struct slm_
 void slm_context_free(struct slm_context *c);   /* accepts NULL; joins the threads */
 /* The last error of a context call, as text ("" if none); valid until the next call. */
 const char *slm_errmsg(const struct slm_context *c);
-int slm_context_n_threads(const struct slm_context *c);
+int slm_context_n_threads(const struct slm_context *c);   /* threads actually started */
 uint32_t slm_context_n_ctx(const struct slm_context *c);   /* cells per sequence after capping */
 size_t slm_context_kv_bytes(const struct slm_context *c);  /* K + V cache size when full */
 
@@ -153,7 +165,7 @@ const float *slm_get_logits(struct slm_context *c, int32_t i);
  * decode (pooling must be on; decode a text in one batch to embed all of it); NULL if SEQ had no
  * tokens in it. Valid until the next decode. */
 const float *slm_get_embeddings(struct slm_context *c, int32_t seq);
-int32_t slm_n_embd(const struct slm_model *m);
+int32_t slm_n_embd(const struct slm_model *m);   /* 0 for vocab_only models */
 
 /* Forgets positions [p0, p1) of sequence SEQ (p1 < 0 means to the end). Only a suffix can be
  * forgotten (RoPE'd keys cannot move): returns 0, or -EINVAL for a bad sequence or a range that
@@ -211,16 +223,19 @@ struct slm_chat_msg { const char *role; const char *content; };
  * written (NUL-terminated) or -(needed incl. NUL). */
 int32_t slm_chat_apply(const struct slm_model *m, const struct slm_chat_msg *msgs, size_t n,
                        bool add_assistant, char *buf, int32_t cap);
-/* Name of the template family used ("chatml", "llama3", ...). */
+/* Name of the template family used ("chatml", "llama3", ...); a static string. */
 const char *slm_chat_template_name(const struct slm_model *m);
 
 /* ---------------------------------------------------------------- introspection */
 
-const char *slm_model_arch(const struct slm_model *m);      /* "llama", "qwen2", "qwen3" */
-int32_t slm_n_layer(const struct slm_model *m);
-int32_t slm_n_ctx_train(const struct slm_model *m);
-uint64_t slm_model_size_bytes(const struct slm_model *m);  /* bytes of tensor data */
-/* Returns the value of a metadata key as text ("" with -ENOENT if absent). */
+/* general.architecture ("llama", "qwen2", "qwen3"; any name for vocab_only models). The string
+ * lives as long as the model. */
+const char *slm_model_arch(const struct slm_model *m);
+int32_t slm_n_layer(const struct slm_model *m);       /* 0 for vocab_only models */
+int32_t slm_n_ctx_train(const struct slm_model *m);   /* 0 for vocab_only models */
+uint64_t slm_model_size_bytes(const struct slm_model *m);  /* bytes of the tensors decode uses */
+/* Writes the value of metadata KEY as text into BUF (NUL-terminated, truncated to CAP; arrays as
+ * "[array of N]"). Returns 0, or -ENOENT (BUF "") if the key is absent. */
 int slm_model_meta(const struct slm_model *m, const char *key, char *buf, size_t cap);
 
 /* ---------------------------------------------------------------- command line */
