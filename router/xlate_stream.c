@@ -512,6 +512,37 @@ static int o2a_event(struct rt_xstream *s, const json_t *d, struct evbuffer *out
   return RT_XS_MORE;
 }
 
+/* An OpenAI chunk reduced to the members the translation reads (choices, usage, error, and id
+ * before the first frame). Chunks repeat id/object/created/model/fingerprint around a small
+ * delta: decoding only the wanted members' bytes (json.c scanner) instead of the whole chunk
+ * makes the translation about twice as cheap. NULL when the chunk is not a JSON object. */
+static json_t *o2a_members(const struct rt_xstream *s, const char *data, size_t n) {
+  struct rt_json_iter it;
+  struct rt_json_span k, v;
+  if (rt_json_iter_begin(&it, data, n) < 0) return NULL;
+  json_t *d = json_object();
+  int rc;
+  while ((rc = rt_json_iter_next(&it, &k, &v)) == 1) {
+    const char *name = rt_json_key_is(data, k, "choices") ? "choices"
+                       : rt_json_key_is(data, k, "usage") ? "usage"
+                       : rt_json_key_is(data, k, "error") ? "error"
+                       : s->state == ST_NEW && rt_json_key_is(data, k, "id") ? "id"
+                                                                            : NULL;
+    if (!name || rt_json_is_null(data, v)) continue;
+    json_t *x = json_loadb(data + v.off, v.len, JSON_DECODE_ANY, NULL);
+    if (!x) {
+      rc = -1;
+      break;
+    }
+    json_object_set_new(d, name, x);
+  }
+  if (rc < 0) {
+    json_decref(d);
+    return NULL;
+  }
+  return d;
+}
+
 /* ================================================================== common */
 
 int rt_xs_event(struct rt_xstream *s, const char *event, const char *data, size_t n,
@@ -522,7 +553,7 @@ int rt_xs_event(struct rt_xstream *s, const char *event, const char *data, size_
     o2a_finish(s, out);
     return RT_XS_END;
   }
-  json_t *d = json_loadb(data, n, 0, NULL);
+  json_t *d = s->dir == RT_XS_A2O ? json_loadb(data, n, 0, NULL) : o2a_members(s, data, n);
   if (!json_is_object(d)) {
     json_decref(d);
     return RT_XS_BAD;
