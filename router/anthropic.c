@@ -70,7 +70,17 @@ static void anthropic_error(struct rt_req *r, int status, const char *type, cons
   evbuffer_free(b);
 }
 
-/* A mid-stream error event (the status line is already sent). */
+/* Sends SSE bytes; the first ones start the reply (status and headers): until a byte was
+ * relayed, a stalled or broken attempt can still be retried or replaced by a fallback. */
+static void sse_write(struct rt_req *r, const void *p, size_t n) {
+  if (!r->resp_started) {
+    static const struct rt_kv extra[] = {{"cache-control", "no-cache"}};
+    rt_resp_start(r, r->up_status ? r->up_status : 200, "text/event-stream; charset=utf-8", -1, extra, 1);
+  }
+  rt_resp_body(r, p, n);
+}
+
+/* A mid-stream error event. */
 static void stream_error_event(struct rt_req *r, const char *type, const char *message) {
   struct evbuffer *b = evbuffer_new();
   if (!b) return;
@@ -82,7 +92,7 @@ static void stream_error_event(struct rt_req *r, const char *type, const char *m
     ADD_LIT(b, "\n\n");
   }
   size_t n = evbuffer_get_length(b);
-  rt_resp_body(r, evbuffer_pullup(b, -1), n);
+  sse_write(r, evbuffer_pullup(b, -1), n);
   evbuffer_free(b);
 }
 
@@ -399,9 +409,11 @@ int64_t rt_anthropic_estimate_tokens(const char *body, size_t len) {
 
 /* The public name to show in replies, or NULL when it equals the upstream's (no rewrite). */
 static const char *alias_of(const struct rt_req *r) {
+  /* the model whose deployment answered: a fallback shows its own name */
+  const struct pol_model *m = r->served ? r->served : r->model;
   const char *up = rt_req_upstream_model(r);
-  if (!r->model || !up || !strcmp(r->model->name, up)) return NULL;
-  return r->model->name;
+  if (!m || !up || !strcmp(m->name, up)) return NULL;
+  return m->name;
 }
 
 static char *pass_build(struct rt_req *r, const char *upstream_model, size_t *len) {
@@ -454,10 +466,8 @@ static void pass_headers(struct rt_req *r, int status, const struct up_header *h
   }
   bool sse = r->up_ctype && !strncasecmp(r->up_ctype, "text/event-stream", 17);
   if (r->stream && status >= 200 && status < 300 && sse) {
-    r->sse_mode = true;
+    r->sse_mode = true; /* the reply starts with the first event (sse_write) */
     up_sse_init(&r->sse, MAX_SSE_EVENT);
-    static const struct rt_kv extra[] = {{"cache-control", "no-cache"}};
-    rt_resp_start(r, status, "text/event-stream; charset=utf-8", -1, extra, 1);
   } else {
     r->up_body = evbuffer_new();
   }
@@ -479,7 +489,7 @@ static void send_event(struct rt_req *r, const char *type, const char *data, siz
   } while (p < end);
   ADD_LIT(b, "\n");
   size_t len = evbuffer_get_length(b);
-  rt_resp_body(r, evbuffer_pullup(b, -1), len);
+  sse_write(r, evbuffer_pullup(b, -1), len);
   evbuffer_free(b);
 }
 
@@ -563,7 +573,7 @@ static void pass_done(struct rt_req *r, const struct up_result *res) {
   if (res->status != UP_OK) {
     bool to = res->status == UP_ERR_TIMEOUT_CONNECT || res->status == UP_ERR_TIMEOUT_FIRST_BYTE ||
               res->status == UP_ERR_TIMEOUT_IDLE || res->status == UP_ERR_TIMEOUT_TOTAL;
-    if (r->sse_mode) {
+    if (r->sse_mode && r->resp_started) {
       if (!r->done_sent) {
         r->error_class = to ? "upstream_timeout"
                          : res->status == UP_ERR_ABORTED ? "upstream_bad_response" : "upstream_disconnect";

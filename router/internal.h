@@ -293,6 +293,7 @@ struct rt_req {
   char refuse_param[96];
   char *up_extra_header;           /* one more "Name: value" line for the upstream, or NULL */
   bool anthropic_strict;           /* Anthropic client on version 2026-10-21 */
+  bool bad_event;                  /* the attempt ended on an untranslatable stream event */
 
   /* the reply */
   int status;                      /* status sent (or to log) */

@@ -31,6 +31,12 @@
 /* Is the client an Anthropic one (upstream OpenAI), or an OpenAI one (upstream Anthropic)? */
 static bool anthropic_client(const struct rt_req *r) { return r->surface == &rt_anthropic_surface; }
 
+/* The model name the client sees: the one whose deployment answered (a fallback shows its own
+ * name, as on the untranslated paths). */
+static const char *shown_model(const struct rt_req *r) {
+  return r->served ? r->served->name : r->model->name;
+}
+
 /* ------------------------------------------------------------------ bodies */
 
 static char *refuse(struct rt_req *r, const struct rt_xerr *e) {
@@ -108,17 +114,17 @@ static void on_headers(struct rt_req *r, int status, const struct up_header *h, 
   if (r->stream && status >= 200 && status < 300 && sse) {
     char fallback[64];
     snprintf(fallback, sizeof fallback, "msg_%s", r->id);
-    struct rt_xs_opts o = {r->model->name, rt_wall_us() / 1000000, r->client_usage, fallback};
+    struct rt_xs_opts o = {shown_model(r), rt_wall_us() / 1000000, r->client_usage, fallback};
     r->xs = rt_xs_new(ac ? RT_XS_O2A : RT_XS_A2O, &o);
     if (!r->xs) {
       r->up_body = evbuffer_new(); /* out of memory: fails in on_done as a bad reply */
       r->up_too_large = true;
       return;
     }
+    /* the client's reply starts with the first translated frame (flush), not now: until a
+     * byte was relayed, a stalled or broken attempt can still be retried or replaced */
     r->sse_mode = true;
     up_sse_init(&r->sse, MAX_SSE_EVENT);
-    static const struct rt_kv extra[] = {{"cache-control", "no-cache"}};
-    rt_resp_start(r, status, "text/event-stream; charset=utf-8", -1, extra, 1);
   } else {
     r->up_body = evbuffer_new();
   }
@@ -126,17 +132,31 @@ static void on_headers(struct rt_req *r, int status, const struct up_header *h, 
 
 /* ------------------------------------------------------------------ streams */
 
+/* Sends the client's frames in OUT; the first ones start the reply (status and headers). */
 static void flush(struct rt_req *r, struct evbuffer *out) {
   size_t n = evbuffer_get_length(out);
-  if (n) rt_resp_body(r, evbuffer_pullup(out, -1), n);
+  if (!n) return;
+  if (!r->resp_started) {
+    static const struct rt_kv extra[] = {{"cache-control", "no-cache"}};
+    rt_resp_start(r, r->up_status ? r->up_status : 200, "text/event-stream; charset=utf-8", -1, extra, 1);
+  }
+  rt_resp_body(r, evbuffer_pullup(out, -1), n);
   evbuffer_drain(out, n);
 }
+
+#define SSE_ABORT 2   /* sse_event: stop, and abort the transfer (nothing was relayed yet) */
 
 static int sse_event(void *ud, const struct up_sse_event *ev) {
   struct rt_req *r = ud;
   struct evbuffer *out = evbuffer_new();
   if (!out) return -1;
   int rc = rt_xs_event(r->xs, ev->event, ev->data, ev->data_len, out);
+  if (rc == RT_XS_BAD && !r->resp_started) {
+    /* nothing reached the client: end the attempt as a bad reply (it may be retried) */
+    evbuffer_free(out);
+    r->bad_event = true;
+    return SSE_ABORT;
+  }
   if (rc == RT_XS_BAD) {
     r->error_class = "upstream_bad_response";
     snprintf(r->error_msg, sizeof r->error_msg,
@@ -163,7 +183,7 @@ static int on_data(struct rt_req *r, const char *p, size_t n) {
       return UP_DATA_PAUSE;
     }
     int rc = up_sse_feed(&r->sse, p, n, sse_event, r);
-    return rc < 0 ? UP_DATA_ABORT : UP_DATA_OK;
+    return rc < 0 || rc == SSE_ABORT ? UP_DATA_ABORT : UP_DATA_OK;
   }
   if (!r->t_first_token) r->t_first_token = rt_now_us();
   if (!r->up_body) return UP_DATA_ABORT;
@@ -217,7 +237,7 @@ static void on_done(struct rt_req *r, const struct up_result *res) {
   const char *pname = rt_req_provider_name(r);
   if (res->status != UP_OK) {
     bool to = timed_out(res->status);
-    if (r->sse_mode) {
+    if (r->sse_mode && r->resp_started) {
       if (!r->done_sent) {
         r->error_class = to ? "upstream_timeout"
                          : res->status == UP_ERR_ABORTED ? "upstream_bad_response" : "upstream_disconnect";
@@ -247,6 +267,10 @@ static void on_done(struct rt_req *r, const struct up_result *res) {
       rt_req_fail(r, 502, "upstream_bad_response", "server_error", "upstream_response_too_large", NULL,
                   "The upstream provider '%s' sent a reply larger than %u bytes.", pname,
                   MAX_UPSTREAM_BODY);
+    else if (r->sse_mode && res->status == UP_ERR_ABORTED)
+      rt_req_fail(r, 502, "upstream_bad_response", "server_error", "upstream_bad_response", NULL,
+                  "The upstream provider '%s' sent a stream event that %s.", pname,
+                  r->bad_event ? "could not be translated" : "exceeded the size limit");
     else
       rt_req_fail(r, 502, "upstream_disconnect", "server_error", "upstream_error", NULL,
                   "The upstream provider '%s' failed mid-reply: %s", pname, res->message);
@@ -281,8 +305,8 @@ static void on_done(struct rt_req *r, const struct up_result *res) {
   }
   if (status >= 200 && status < 300) {
     size_t ol = 0;
-    char *t = ac ? rt_xresp_openai_to_anthropic(body, n, r->model->name, &ol, &r->usage, &r->have_usage)
-                 : rt_xresp_anthropic_to_openai(body, n, r->model->name, rt_wall_us() / 1000000, &ol,
+    char *t = ac ? rt_xresp_openai_to_anthropic(body, n, shown_model(r), &ol, &r->usage, &r->have_usage)
+                 : rt_xresp_anthropic_to_openai(body, n, shown_model(r), rt_wall_us() / 1000000, &ol,
                                                 &r->usage, &r->have_usage);
     if (!t) {
       rt_req_fail(r, 502, "upstream_bad_response", "server_error", "upstream_bad_response", NULL,
@@ -310,6 +334,7 @@ static void reset(struct rt_req *r) {
   r->up_extra_header = NULL;
   r->refuse_status = 0;
   r->refuse_param[0] = 0;
+  r->bad_event = false;
 }
 
 const struct rt_call_ops rt_xcall_openai_to_anthropic = {"/v1/messages", build_to_anthropic,

@@ -28,7 +28,22 @@
   "    model: claude-haiku-4-5-20251001\n" \
   "  claude-nokey:\n"                    \
   "    provider: nokey\n"                \
-  "    model: gpt-4o-mini\n"
+  "    model: gpt-4o-mini\n"             \
+  "  claude-retry:\n"                    \
+  "    provider: mock-anthropic\n"       \
+  "    model: claude-haiku-4-5\n"        \
+  "    retry: {max_attempts: 3, base_delay: 10ms, jitter: none}\n" \
+  "    timeouts: {idle: 300ms}\n"        \
+  "  gpt-retry:\n"                       \
+  "    provider: mock\n"                 \
+  "    model: gpt-4o-mini\n"             \
+  "    retry: {max_attempts: 3, base_delay: 10ms, jitter: none}\n" \
+  "    timeouts: {idle: 300ms}\n"        \
+  "  claude-down:\n"                     \
+  "    provider: mock-anthropic\n"       \
+  "    model: \"claude-haiku-4-5;status=529\"\n" \
+  "    price: {input: 1.00, output: 5.00}\n" \
+  "    fallbacks: [gpt-4o-mini]\n"
 
 /* system (1 + 2 words) + user (1 + 3): 7 prompt tokens; the mock answers 8 words */
 #define A_MSGS "\"system\":\"Be terse.\",\"messages\":[{\"role\":\"user\",\"content\":\"say hello world\"}]"
@@ -837,7 +852,7 @@ static void test_count_and_models(void) {
   CHECK_STR(jstr(r.json, "data.0.type"), "model");
   CHECK(json_is_false(jget(r.json, "has_more")));
   CHECK_STR(jstr(r.json, "first_id"), jstr(r.json, "data.0.id"));
-  CHECK_EQ_INT(json_array_size(jget(r.json, "data")), 7 + 4);
+  CHECK_EQ_INT(json_array_size(jget(r.json, "data")), 7 + 7);
   th_resp_free(&r);
   snprintf(url, sizeof url, "%s/v1/models/claude-alias", it.gw.url);
   CHECK_EQ_INT(th_http(&rq, &r), 0);
@@ -861,6 +876,81 @@ static void test_count_and_models(void) {
   th_resp_free(&r);
 }
 
+/* ================================================================== with resilience */
+
+static void test_resilience(void) {
+  struct th_resp r;
+  char names[1024], text[512], js[512];
+  /* a stream whose first event stalls is retried before the client sees a byte: passthrough,
+   * and both translated directions */
+  messages("{\"model\":\"claude-retry\",\"max_tokens\":100,\"stream\":true," A_MSGS
+           ",\"mock\":{\"tag\":\"r-aa\",\"first_chunk_delay_ms\":3000,\"fail_times\":1}}", &r);
+  CHECK_EQ_INT(r.status, 200);
+  json_t *evs = an_events(&r);
+  an_summary(evs, names, sizeof names, text, sizeof text, js, sizeof js);
+  CHECK_STR(text, REPLY);
+  CHECK_STR(jstr(json_array_get(evs, json_array_size(evs) - 1), "event"), "message_stop");
+  CHECK_EQ_INT(json_array_size(evs), 14);
+  json_decref(evs);
+  CHECK_STR(hdr(&r, "x-tiergate-attempts"), "2");
+  json_t *row = db_row_of(&r);
+  CHECK_EQ_INT(row_int(row, "attempts"), 2);
+  CHECK_EQ_INT(row_int(row, "http_status"), 200);
+  CHECK_EQ_INT(row_int(row, "output_tokens"), 8);
+  json_decref(row);
+  th_resp_free(&r);
+  int done;
+  gw_chat("{\"model\":\"claude-retry\",\"stream\":true," O_MSGS
+          ",\"mock\":{\"tag\":\"r-o2a\",\"first_chunk_delay_ms\":3000,\"fail_times\":1}}", &r);
+  CHECK_EQ_INT(r.status, 200);
+  json_t *chunks = sse_chunks(&r, &done);
+  CHECK_EQ_INT(done, 1);
+  CHECK_EQ_INT(json_array_size(chunks), 1 + 8 + 1);
+  json_decref(chunks);
+  CHECK_STR(hdr(&r, "x-tiergate-attempts"), "2");
+  th_resp_free(&r);
+  messages("{\"model\":\"gpt-retry\",\"max_tokens\":100,\"stream\":true," A_MSGS
+           ",\"mock\":{\"tag\":\"r-a2o\",\"first_chunk_delay_ms\":3000,\"fail_times\":1}}", &r);
+  CHECK_EQ_INT(r.status, 200);
+  evs = an_events(&r);
+  an_summary(evs, names, sizeof names, text, sizeof text, js, sizeof js);
+  CHECK_STR(text, REPLY);
+  json_decref(evs);
+  CHECK_STR(hdr(&r, "x-tiergate-attempts"), "2");
+  th_resp_free(&r);
+  /* a translated 503 (-> 529 for the client) is retried like any 5xx, invisibly */
+  messages("{\"model\":\"gpt-retry\",\"max_tokens\":100," A_MSGS
+           ",\"mock\":{\"tag\":\"r-503\",\"status\":503,\"fail_times\":2}}", &r);
+  CHECK_EQ_INT(r.status, 200);
+  CHECK_STR(jstr(r.json, "content.0.text"), REPLY);
+  CHECK_STR(hdr(&r, "x-tiergate-attempts"), "3");
+  th_resp_free(&r);
+
+  /* a fallback across provider kinds: an Anthropic model answering 529 falls back to an OpenAI
+   * model; the Anthropic client gets a translated answer, the OpenAI client a native one; the
+   * reply names the model that answered */
+  messages("{\"model\":\"claude-down\",\"max_tokens\":100," A_MSGS "}", &r);
+  CHECK_EQ_INT(r.status, 200);
+  CHECK_STR(jstr(r.json, "type"), "message");
+  CHECK_STR(jstr(r.json, "model"), "gpt-4o-mini");
+  CHECK_STR(jstr(r.json, "content.0.text"), REPLY);
+  CHECK_STR(hdr(&r, "x-tiergate-route"), "mock/gpt-4o-mini");
+  row = db_row_of(&r);
+  CHECK_STR(jstr(row, "client_api"), "anthropic");
+  CHECK_STR(jstr(row, "provider"), "mock");
+  CHECK_EQ_INT(row_int(row, "attempts"), 2);
+  CHECK(jstr(row, "attempt_log") && strstr(jstr(row, "attempt_log"), "\"next\":\"fallback\""));
+  json_decref(row);
+  th_resp_free(&r);
+  gw_chat("{\"model\":\"claude-down\",\"stream\":true," O_MSGS "}", &r);
+  CHECK_EQ_INT(r.status, 200);
+  chunks = sse_chunks(&r, &done);
+  CHECK_EQ_INT(done, 1);
+  CHECK_STR(jstr(json_array_get(chunks, 0), "model"), "gpt-4o-mini");
+  json_decref(chunks);
+  th_resp_free(&r);
+}
+
 int main(void) {
   if (itest_start(NULL, MODELS)) {
     fprintf(stderr, "could not start the mock and the gateway\n");
@@ -873,6 +963,7 @@ int main(void) {
   test_a2o();
   test_o2a();
   test_count_and_models();
+  test_resilience();
   itest_finish();
   return check_done();
 }
