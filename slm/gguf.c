@@ -14,7 +14,7 @@
  *
  * Numeric scalar kvs are decoded at open (unsigned types into v.u64, signed into v.i64
  * sign-extended, floats into v.f64, bools into v.b). String arrays get a table of pointers to each
- * element's length prefix so gguf_arr_str() is O(1). Keys and tensor names are indexed by sorted
+ * element's length prefix so slm_gguf_arr_str() is O(1). Keys and tensor names are indexed by sorted
  * arrays (binary search; neighbours in the order reveal duplicates): unlike a hash table, a hostile
  * file cannot make lookups or the duplicate check quadratic with colliding names.
  */
@@ -43,7 +43,7 @@
 #define GGUF_MIN_KV_BYTES 13u
 #define GGUF_MIN_TENSOR_BYTES 32u
 
-struct gguf_file {
+struct slm_gguf_file {
   const uint8_t *base;      /* the mapping or the caller's buffer */
   size_t size;
   int mapped;               /* 1 if base must be munmap()ed */
@@ -52,11 +52,11 @@ struct gguf_file {
   size_t data_start;        /* byte offset of the data section (may equal size when empty) */
 
   uint64_t n_kv;
-  struct gguf_kv *kvs;
+  struct slm_gguf_kv *kvs;
   const uint8_t ***arr_str; /* per kv: for string arrays, pointers to each element's u64 length */
 
   uint64_t n_tensors;
-  struct gguf_tensor *tensors;
+  struct slm_gguf_tensor *tensors;
 
   uint32_t *kv_order;       /* kv indices sorted by key bytes */
   uint32_t *t_order;        /* tensor indices sorted by name bytes */
@@ -144,7 +144,7 @@ static int cur_u64(struct cur *c, uint64_t *v) {
 }
 
 /* A length-prefixed string of at most MAXLEN bytes. */
-static int cur_str(struct cur *c, struct gguf_str *s, uint64_t maxlen, struct perr *e,
+static int cur_str(struct cur *c, struct slm_gguf_str *s, uint64_t maxlen, struct perr *e,
                    const char *what) {
   size_t at = c->off;
   uint64_t n;
@@ -164,7 +164,7 @@ static int cur_str(struct cur *c, struct gguf_str *s, uint64_t maxlen, struct pe
 
 /* ---------------------------------------------------------------- name index */
 
-static int str_eq(struct gguf_str a, const char *b, size_t bn) {
+static int str_eq(struct slm_gguf_str a, const char *b, size_t bn) {
   return a.n == bn && memcmp(a.p, b, bn) == 0;
 }
 
@@ -175,21 +175,21 @@ static int str_cmp(const char *a, uint64_t an, const char *b, uint64_t bn) {
   return an < bn ? -1 : an > bn;
 }
 
-static _Thread_local const struct gguf_str *sort_names;   /* qsort has no context argument */
+static _Thread_local const struct slm_gguf_str *sort_names;   /* qsort has no context argument */
 static _Thread_local size_t sort_stride;
 
-static const struct gguf_str *name_at(const void *base, size_t stride, uint32_t i) {
-  return (const struct gguf_str *)((const char *)base + (size_t)i * stride);
+static const struct slm_gguf_str *name_at(const void *base, size_t stride, uint32_t i) {
+  return (const struct slm_gguf_str *)((const char *)base + (size_t)i * stride);
 }
 
 static int cmp_index(const void *a, const void *b) {
   uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  const struct gguf_str *sx = name_at(sort_names, sort_stride, x), *sy = name_at(sort_names, sort_stride, y);
+  const struct slm_gguf_str *sx = name_at(sort_names, sort_stride, x), *sy = name_at(sort_names, sort_stride, y);
   int c = str_cmp(sx->p, sx->n, sy->p, sy->n);
   return c ? c : (x > y) - (x < y);   /* ties by position: the duplicate reported is the later one */
 }
 
-/* Sorts indices 0..N-1 of the names found at BASE + i * STRIDE (a struct gguf_str); returns the
+/* Sorts indices 0..N-1 of the names found at BASE + i * STRIDE (a struct slm_gguf_str); returns the
  * index array, or NULL without memory. On a duplicate, *DUP is the index of its second copy. */
 static uint32_t *build_order(const void *base, size_t stride, uint64_t n, int64_t *dup) {
   uint32_t *o = malloc((size_t)(n ? n : 1) * sizeof *o);
@@ -200,7 +200,7 @@ static uint32_t *build_order(const void *base, size_t stride, uint64_t n, int64_
   sort_stride = stride;
   qsort(o, (size_t)n, sizeof *o, cmp_index);
   for (uint64_t i = 1; i < n; i++) {
-    const struct gguf_str *a = name_at(base, stride, o[i - 1]), *b = name_at(base, stride, o[i]);
+    const struct slm_gguf_str *a = name_at(base, stride, o[i - 1]), *b = name_at(base, stride, o[i]);
     if (a->n == b->n && !memcmp(a->p, b->p, (size_t)a->n)) {
       if (*dup < 0 || o[i] < (uint32_t)*dup) *dup = o[i];
     }
@@ -214,7 +214,7 @@ static int64_t find_in(const void *base, size_t stride, const uint32_t *o, uint6
   uint64_t lo = 0, hi = n;
   while (lo < hi) {
     uint64_t mid = lo + (hi - lo) / 2;
-    const struct gguf_str *s = name_at(base, stride, o[mid]);
+    const struct slm_gguf_str *s = name_at(base, stride, o[mid]);
     int c = str_cmp(s->p, s->n, name, len);
     if (c == 0) return o[mid];
     if (c < 0) lo = mid + 1;
@@ -242,7 +242,7 @@ static uint64_t load_le(const uint8_t *b, size_t n) {
 }
 
 /* Decodes a fixed-size scalar of type T at B into KV's value. */
-static void decode_scalar(struct gguf_kv *kv, uint32_t t, const uint8_t *b) {
+static void decode_scalar(struct slm_gguf_kv *kv, uint32_t t, const uint8_t *b) {
   uint64_t x = load_le(b, vtype_size(t));
   switch (t) {
     case GGUF_VT_UINT8: case GGUF_VT_UINT16: case GGUF_VT_UINT32: case GGUF_VT_UINT64:
@@ -265,8 +265,8 @@ static void decode_scalar(struct gguf_kv *kv, uint32_t t, const uint8_t *b) {
   }
 }
 
-static int parse_kv(struct gguf_file *f, struct cur *c, uint64_t idx, struct perr *e) {
-  struct gguf_kv *kv = &f->kvs[idx];
+static int parse_kv(struct slm_gguf_file *f, struct cur *c, uint64_t idx, struct perr *e) {
+  struct slm_gguf_kv *kv = &f->kvs[idx];
   size_t at = c->off;
   char what[64];
   snprintf(what, sizeof what, "key of kv #%" PRIu64, idx);
@@ -279,7 +279,7 @@ static int parse_kv(struct gguf_file *f, struct cur *c, uint64_t idx, struct per
   if (cur_u32(c, &t)) return fail(e, -EINVAL, "kv '%s': truncated value type", kn);
   if (t >= GGUF_VT_COUNT)
     return fail(e, -EINVAL, "kv '%s': unknown value type %" PRIu32, kn, t);
-  kv->type = (enum gguf_vtype)t;
+  kv->type = (enum slm_gguf_vtype)t;
 
   if (t == GGUF_VT_STRING) {
     snprintf(what, sizeof what, "string value of kv #%" PRIu64, idx);
@@ -303,7 +303,7 @@ static int parse_kv(struct gguf_file *f, struct cur *c, uint64_t idx, struct per
   if (at_ >= GGUF_VT_COUNT)
     return fail(e, -EINVAL, "kv '%s': unknown array element type %" PRIu32, kn, at_);
   if (cur_u64(c, &n)) return fail(e, -EINVAL, "kv '%s': truncated array length", kn);
-  kv->arr_type = (enum gguf_vtype)at_;
+  kv->arr_type = (enum slm_gguf_vtype)at_;
   kv->arr_n = n;
   kv->arr_data = c->p + c->off;
   if (at_ != GGUF_VT_STRING) {
@@ -330,7 +330,7 @@ static int parse_kv(struct gguf_file *f, struct cur *c, uint64_t idx, struct per
   if (!tab) return fail(e, -ENOMEM, "kv '%s': out of memory for %" PRIu64 " strings", kn, n);
   f->arr_str[idx] = tab;
   for (uint64_t i = 0; i < n; i++) {
-    struct gguf_str s;
+    struct slm_gguf_str s;
     tab[i] = c->p + c->off;
     snprintf(what, sizeof what, "element %" PRIu64 " of string array", i);
     rc = cur_str(c, &s, UINT64_MAX, e, what);
@@ -346,8 +346,8 @@ static int parse_kv(struct gguf_file *f, struct cur *c, uint64_t idx, struct per
 
 /* ---------------------------------------------------------------- tensors */
 
-static int parse_tensor_info(struct gguf_file *f, struct cur *c, uint64_t idx, struct perr *e) {
-  struct gguf_tensor *t = &f->tensors[idx];
+static int parse_tensor_info(struct slm_gguf_file *f, struct cur *c, uint64_t idx, struct perr *e) {
+  struct slm_gguf_tensor *t = &f->tensors[idx];
   char what[64];
   snprintf(what, sizeof what, "name of tensor #%" PRIu64, idx);
   int rc = cur_str(c, &t->name, GGUF_MAX_TENSOR_NAME, e, what);
@@ -402,14 +402,14 @@ static int parse_tensor_info(struct gguf_file *f, struct cur *c, uint64_t idx, s
 }
 
 static int cmp_by_offset(const void *a, const void *b) {
-  const struct gguf_tensor *x = *(const struct gguf_tensor *const *)a;
-  const struct gguf_tensor *y = *(const struct gguf_tensor *const *)b;
+  const struct slm_gguf_tensor *x = *(const struct slm_gguf_tensor *const *)a;
+  const struct slm_gguf_tensor *y = *(const struct slm_gguf_tensor *const *)b;
   return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
 /* ---------------------------------------------------------------- open */
 
-static int parse(struct gguf_file *f, struct perr *e) {
+static int parse(struct slm_gguf_file *f, struct perr *e) {
   struct cur c = { f->base, f->size, 0 };
   int rc;
 
@@ -448,7 +448,7 @@ static int parse(struct gguf_file *f, struct perr *e) {
   f->alignment = GGUF_DEFAULT_ALIGNMENT;
   for (uint64_t i = 0; i < f->n_kv; i++) {
     if ((rc = parse_kv(f, &c, i, e))) return rc;
-    struct gguf_kv *kv = &f->kvs[i];
+    struct slm_gguf_kv *kv = &f->kvs[i];
     if (str_eq(kv->key, "general.alignment", 17)) {
       if (kv->type != GGUF_VT_UINT32)
         return fail(e, -EINVAL, "general.alignment has type %s, expected uint32", vtype_name(kv->type));
@@ -487,7 +487,7 @@ static int parse(struct gguf_file *f, struct perr *e) {
   size_t data_len = f->size - f->data_start;
 
   for (uint64_t i = 0; i < f->n_tensors; i++) {
-    struct gguf_tensor *t = &f->tensors[i];
+    struct slm_gguf_tensor *t = &f->tensors[i];
     const char *tn = pname(t->name.p, t->name.n);
     if (t->offset % f->alignment)
       return fail(e, -EINVAL, "tensor '%s': offset %" PRIu64 " is not a multiple of the alignment %" PRIu32,
@@ -503,13 +503,13 @@ static int parse(struct gguf_file *f, struct perr *e) {
   }
 
   /* No two tensors may share bytes. */
-  struct gguf_tensor **order = malloc((size_t)f->n_tensors * sizeof *order);
+  struct slm_gguf_tensor **order = malloc((size_t)f->n_tensors * sizeof *order);
   if (!order) return fail(e, -ENOMEM, "out of memory");
   for (uint64_t i = 0; i < f->n_tensors; i++) order[i] = &f->tensors[i];
   qsort(order, (size_t)f->n_tensors, sizeof *order, cmp_by_offset);
   rc = 0;
   for (uint64_t i = 1; i < f->n_tensors; i++) {
-    const struct gguf_tensor *a = order[i - 1], *b = order[i];
+    const struct slm_gguf_tensor *a = order[i - 1], *b = order[i];
     if (a->offset + a->nbytes > b->offset) {   /* both bounded by data_len: no overflow */
       rc = fail(e, -EINVAL, "tensor '%s' (bytes %" PRIu64 "..%" PRIu64 ") overlaps tensor '%s' (from %" PRIu64 ")",
                 pname(b->name.p, b->name.n), b->offset, b->offset + b->nbytes,
@@ -522,7 +522,7 @@ static int parse(struct gguf_file *f, struct perr *e) {
   return rc;
 }
 
-static void free_file(struct gguf_file *f) {
+static void free_file(struct slm_gguf_file *f) {
   if (!f) return;
   if (f->arr_str) {
     for (uint64_t i = 0; i < f->n_kv; i++) free(f->arr_str[i]);
@@ -536,7 +536,7 @@ static void free_file(struct gguf_file *f) {
   free(f);
 }
 
-static int open_common(struct gguf_file *f, struct gguf_file **out, struct perr *e) {
+static int open_common(struct slm_gguf_file *f, struct slm_gguf_file **out, struct perr *e) {
   int rc = parse(f, e);
   if (rc) {
     free_file(f);
@@ -547,18 +547,18 @@ static int open_common(struct gguf_file *f, struct gguf_file **out, struct perr 
   return 0;
 }
 
-int gguf_open_mem(const void *buf, size_t len, struct gguf_file **out, char *err, size_t errlen) {
+int slm_gguf_open_mem(const void *buf, size_t len, struct slm_gguf_file **out, char *err, size_t errlen) {
   struct perr e = { err, errlen };
   *out = NULL;
   if (!buf && len) return fail(&e, -EINVAL, "NULL buffer");
-  struct gguf_file *f = calloc(1, sizeof *f);
+  struct slm_gguf_file *f = calloc(1, sizeof *f);
   if (!f) return fail(&e, -ENOMEM, "out of memory");
   f->base = buf ? buf : (const uint8_t *)"";
   f->size = len;
   return open_common(f, out, &e);
 }
 
-int gguf_open(const char *path, struct gguf_file **out, char *err, size_t errlen) {
+int slm_gguf_open(const char *path, struct slm_gguf_file **out, char *err, size_t errlen) {
   struct perr e = { err, errlen };
   *out = NULL;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -588,7 +588,7 @@ int gguf_open(const char *path, struct gguf_file **out, char *err, size_t errlen
   int en = errno;
   close(fd);
   if (m == MAP_FAILED) return fail(&e, -en, "%s: mmap: %s", path, strerror(en));
-  struct gguf_file *f = calloc(1, sizeof *f);
+  struct slm_gguf_file *f = calloc(1, sizeof *f);
   if (!f) {
     munmap(m, (size_t)st.st_size);
     return fail(&e, -ENOMEM, "out of memory");
@@ -606,36 +606,36 @@ int gguf_open(const char *path, struct gguf_file **out, char *err, size_t errlen
   return rc;
 }
 
-void gguf_close(struct gguf_file *f) { free_file(f); }
+void slm_gguf_close(struct slm_gguf_file *f) { free_file(f); }
 
 /* ---------------------------------------------------------------- accessors */
 
-uint32_t gguf_version(const struct gguf_file *f) { return f->version; }
-uint32_t gguf_alignment(const struct gguf_file *f) { return f->alignment; }
-size_t gguf_file_size(const struct gguf_file *f) { return f->size; }
-size_t gguf_data_offset(const struct gguf_file *f) { return f->data_start; }
-const void *gguf_base(const struct gguf_file *f) { return f->base; }
+uint32_t slm_gguf_version(const struct slm_gguf_file *f) { return f->version; }
+uint32_t slm_gguf_alignment(const struct slm_gguf_file *f) { return f->alignment; }
+size_t slm_gguf_file_size(const struct slm_gguf_file *f) { return f->size; }
+size_t slm_gguf_data_offset(const struct slm_gguf_file *f) { return f->data_start; }
+const void *slm_gguf_base(const struct slm_gguf_file *f) { return f->base; }
 
-uint64_t gguf_n_kv(const struct gguf_file *f) { return f->n_kv; }
+uint64_t slm_gguf_n_kv(const struct slm_gguf_file *f) { return f->n_kv; }
 
-const struct gguf_kv *gguf_kv_at(const struct gguf_file *f, uint64_t i) {
+const struct slm_gguf_kv *slm_gguf_kv_at(const struct slm_gguf_file *f, uint64_t i) {
   return i < f->n_kv ? &f->kvs[i] : NULL;
 }
 
-const struct gguf_kv *gguf_find_kv(const struct gguf_file *f, const char *key) {
+const struct slm_gguf_kv *slm_gguf_find_kv(const struct slm_gguf_file *f, const char *key) {
   int64_t i = find_in(&f->kvs[0].key, sizeof f->kvs[0], f->kv_order, f->n_kv, key, strlen(key));
   return i < 0 ? NULL : &f->kvs[i];
 }
 
-static int is_unsigned(enum gguf_vtype t) {
+static int is_unsigned(enum slm_gguf_vtype t) {
   return t == GGUF_VT_UINT8 || t == GGUF_VT_UINT16 || t == GGUF_VT_UINT32 || t == GGUF_VT_UINT64;
 }
-static int is_signed(enum gguf_vtype t) {
+static int is_signed(enum slm_gguf_vtype t) {
   return t == GGUF_VT_INT8 || t == GGUF_VT_INT16 || t == GGUF_VT_INT32 || t == GGUF_VT_INT64;
 }
 
-int gguf_get_u32(const struct gguf_file *f, const char *key, uint32_t *out) {
-  const struct gguf_kv *kv = gguf_find_kv(f, key);
+int slm_gguf_get_u32(const struct slm_gguf_file *f, const char *key, uint32_t *out) {
+  const struct slm_gguf_kv *kv = slm_gguf_find_kv(f, key);
   if (!kv) return -ENOENT;
   if (is_unsigned(kv->type) && kv->v.u64 <= UINT32_MAX) {
     *out = (uint32_t)kv->v.u64;
@@ -648,8 +648,8 @@ int gguf_get_u32(const struct gguf_file *f, const char *key, uint32_t *out) {
   return -EINVAL;
 }
 
-int gguf_get_i64(const struct gguf_file *f, const char *key, int64_t *out) {
-  const struct gguf_kv *kv = gguf_find_kv(f, key);
+int slm_gguf_get_i64(const struct slm_gguf_file *f, const char *key, int64_t *out) {
+  const struct slm_gguf_kv *kv = slm_gguf_find_kv(f, key);
   if (!kv) return -ENOENT;
   if (is_signed(kv->type)) {
     *out = kv->v.i64;
@@ -662,32 +662,32 @@ int gguf_get_i64(const struct gguf_file *f, const char *key, int64_t *out) {
   return -EINVAL;
 }
 
-int gguf_get_f32(const struct gguf_file *f, const char *key, float *out) {
-  const struct gguf_kv *kv = gguf_find_kv(f, key);
+int slm_gguf_get_f32(const struct slm_gguf_file *f, const char *key, float *out) {
+  const struct slm_gguf_kv *kv = slm_gguf_find_kv(f, key);
   if (!kv) return -ENOENT;
   if (kv->type != GGUF_VT_FLOAT32 && kv->type != GGUF_VT_FLOAT64) return -EINVAL;
   *out = (float)kv->v.f64;
   return 0;
 }
 
-int gguf_get_bool(const struct gguf_file *f, const char *key, bool *out) {
-  const struct gguf_kv *kv = gguf_find_kv(f, key);
+int slm_gguf_get_bool(const struct slm_gguf_file *f, const char *key, bool *out) {
+  const struct slm_gguf_kv *kv = slm_gguf_find_kv(f, key);
   if (!kv) return -ENOENT;
   if (kv->type != GGUF_VT_BOOL) return -EINVAL;
   *out = kv->v.b;
   return 0;
 }
 
-int gguf_get_str(const struct gguf_file *f, const char *key, struct gguf_str *out) {
-  const struct gguf_kv *kv = gguf_find_kv(f, key);
+int slm_gguf_get_str(const struct slm_gguf_file *f, const char *key, struct slm_gguf_str *out) {
+  const struct slm_gguf_kv *kv = slm_gguf_find_kv(f, key);
   if (!kv) return -ENOENT;
   if (kv->type != GGUF_VT_STRING) return -EINVAL;
   *out = kv->v.str;
   return 0;
 }
 
-struct gguf_str gguf_arr_str(const struct gguf_file *f, const struct gguf_kv *kv, uint64_t i) {
-  struct gguf_str s = { NULL, 0 };
+struct slm_gguf_str slm_gguf_arr_str(const struct slm_gguf_file *f, const struct slm_gguf_kv *kv, uint64_t i) {
+  struct slm_gguf_str s = { NULL, 0 };
   if (!kv || kv < f->kvs || kv >= f->kvs + f->n_kv) return s;
   if (kv->type != GGUF_VT_ARRAY || kv->arr_type != GGUF_VT_STRING || i >= kv->arr_n) return s;
   const uint8_t *b = f->arr_str[kv - f->kvs][i];
@@ -696,13 +696,13 @@ struct gguf_str gguf_arr_str(const struct gguf_file *f, const struct gguf_kv *kv
   return s;
 }
 
-uint64_t gguf_n_tensors(const struct gguf_file *f) { return f->n_tensors; }
+uint64_t slm_gguf_n_tensors(const struct slm_gguf_file *f) { return f->n_tensors; }
 
-const struct gguf_tensor *gguf_tensor_at(const struct gguf_file *f, uint64_t i) {
+const struct slm_gguf_tensor *slm_gguf_tensor_at(const struct slm_gguf_file *f, uint64_t i) {
   return i < f->n_tensors ? &f->tensors[i] : NULL;
 }
 
-const struct gguf_tensor *gguf_find_tensor(const struct gguf_file *f, const char *name) {
+const struct slm_gguf_tensor *slm_gguf_find_tensor(const struct slm_gguf_file *f, const char *name) {
   int64_t i = find_in(&f->tensors[0].name, sizeof f->tensors[0], f->t_order, f->n_tensors, name,
                       strlen(name));
   return i < 0 ? NULL : &f->tensors[i];

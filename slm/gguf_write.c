@@ -7,7 +7,7 @@
  * kvs in insertion order, tensor infos in insertion order with offsets packed back to back, each
  * padded to the alignment, zero padding up to the aligned data section, then the data.
  *
- * Setters record the first error and later calls become no-ops; gguf_writer_write*() reports it.
+ * Setters record the first error and later calls become no-ops; slm_gguf_writer_write*() reports it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -36,13 +36,13 @@ struct wtensor {
   uint32_t n_dims;
   int64_t ne[GGUF_MAX_DIMS];
   const void *data;        /* or NULL with FILL */
-  gguf_fill_fn fill;
+  slm_gguf_fill_fn fill;
   void *fill_ctx;
   uint64_t nbytes;
   uint64_t offset;
 };
 
-struct gguf_writer {
+struct slm_gguf_writer {
   struct wkv *kvs;
   size_t n_kv, cap_kv;
   struct wtensor *ts;
@@ -97,7 +97,7 @@ static void buf_zero(struct buf *b, size_t n) {
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static void set_err(struct gguf_writer *w, int code, const char *fmt, ...) {
+static void set_err(struct slm_gguf_writer *w, int code, const char *fmt, ...) {
   if (w->err) return;
   w->err = code;
   va_list ap;
@@ -106,9 +106,9 @@ static void set_err(struct gguf_writer *w, int code, const char *fmt, ...) {
   va_end(ap);
 }
 
-struct gguf_writer *gguf_writer_new(void) { return calloc(1, sizeof(struct gguf_writer)); }
+struct slm_gguf_writer *slm_gguf_writer_new(void) { return calloc(1, sizeof(struct slm_gguf_writer)); }
 
-void gguf_writer_free(struct gguf_writer *w) {
+void slm_gguf_writer_free(struct slm_gguf_writer *w) {
   if (!w) return;
   for (size_t i = 0; i < w->n_kv; i++) {
     free(w->kvs[i].key);
@@ -120,7 +120,7 @@ void gguf_writer_free(struct gguf_writer *w) {
   free(w);
 }
 
-static size_t elt_size(enum gguf_vtype t) {
+static size_t elt_size(enum slm_gguf_vtype t) {
   switch (t) {
     case GGUF_VT_UINT8: case GGUF_VT_INT8: case GGUF_VT_BOOL: return 1;
     case GGUF_VT_UINT16: case GGUF_VT_INT16: return 2;
@@ -131,7 +131,7 @@ static size_t elt_size(enum gguf_vtype t) {
 }
 
 /* Takes ownership of B's bytes as the value of KEY (replacing an earlier value). */
-static void put_kv(struct gguf_writer *w, const char *key, struct buf *b) {
+static void put_kv(struct slm_gguf_writer *w, const char *key, struct buf *b) {
   if (w->err) {
     free(b->p);
     return;
@@ -147,7 +147,7 @@ static void put_kv(struct gguf_writer *w, const char *key, struct buf *b) {
     set_err(w, -EINVAL, "kv key length %zu not in 1..65535", kl);
     return;
   }
-  /* like llama.cpp's gguf_set_val_*: drop an earlier value, append the new one */
+  /* like llama.cpp's slm_gguf_set_val_*: drop an earlier value, append the new one */
   for (size_t i = 0; i < w->n_kv; i++) {
     if (w->kvs[i].keylen == kl && !memcmp(w->kvs[i].key, key, kl)) {
       free(w->kvs[i].key);
@@ -178,41 +178,41 @@ static void put_kv(struct gguf_writer *w, const char *key, struct buf *b) {
   w->kvs[w->n_kv++] = (struct wkv){ k, kl, b->p, b->n };
 }
 
-static void put_scalar(struct gguf_writer *w, const char *key, enum gguf_vtype t, const void *v) {
+static void put_scalar(struct slm_gguf_writer *w, const char *key, enum slm_gguf_vtype t, const void *v) {
   struct buf b = { 0 };
   buf_u32(&b, t);
   buf_put(&b, v, elt_size(t));
   put_kv(w, key, &b);
 }
 
-void gguf_w_u8(struct gguf_writer *w, const char *key, uint8_t v) { put_scalar(w, key, GGUF_VT_UINT8, &v); }
-void gguf_w_i8(struct gguf_writer *w, const char *key, int8_t v) { put_scalar(w, key, GGUF_VT_INT8, &v); }
-void gguf_w_u16(struct gguf_writer *w, const char *key, uint16_t v) { put_scalar(w, key, GGUF_VT_UINT16, &v); }
-void gguf_w_i16(struct gguf_writer *w, const char *key, int16_t v) { put_scalar(w, key, GGUF_VT_INT16, &v); }
-void gguf_w_u32(struct gguf_writer *w, const char *key, uint32_t v) { put_scalar(w, key, GGUF_VT_UINT32, &v); }
-void gguf_w_i32(struct gguf_writer *w, const char *key, int32_t v) { put_scalar(w, key, GGUF_VT_INT32, &v); }
-void gguf_w_u64(struct gguf_writer *w, const char *key, uint64_t v) { put_scalar(w, key, GGUF_VT_UINT64, &v); }
-void gguf_w_i64(struct gguf_writer *w, const char *key, int64_t v) { put_scalar(w, key, GGUF_VT_INT64, &v); }
-void gguf_w_f32(struct gguf_writer *w, const char *key, float v) { put_scalar(w, key, GGUF_VT_FLOAT32, &v); }
-void gguf_w_f64(struct gguf_writer *w, const char *key, double v) { put_scalar(w, key, GGUF_VT_FLOAT64, &v); }
+void slm_gguf_w_u8(struct slm_gguf_writer *w, const char *key, uint8_t v) { put_scalar(w, key, GGUF_VT_UINT8, &v); }
+void slm_gguf_w_i8(struct slm_gguf_writer *w, const char *key, int8_t v) { put_scalar(w, key, GGUF_VT_INT8, &v); }
+void slm_gguf_w_u16(struct slm_gguf_writer *w, const char *key, uint16_t v) { put_scalar(w, key, GGUF_VT_UINT16, &v); }
+void slm_gguf_w_i16(struct slm_gguf_writer *w, const char *key, int16_t v) { put_scalar(w, key, GGUF_VT_INT16, &v); }
+void slm_gguf_w_u32(struct slm_gguf_writer *w, const char *key, uint32_t v) { put_scalar(w, key, GGUF_VT_UINT32, &v); }
+void slm_gguf_w_i32(struct slm_gguf_writer *w, const char *key, int32_t v) { put_scalar(w, key, GGUF_VT_INT32, &v); }
+void slm_gguf_w_u64(struct slm_gguf_writer *w, const char *key, uint64_t v) { put_scalar(w, key, GGUF_VT_UINT64, &v); }
+void slm_gguf_w_i64(struct slm_gguf_writer *w, const char *key, int64_t v) { put_scalar(w, key, GGUF_VT_INT64, &v); }
+void slm_gguf_w_f32(struct slm_gguf_writer *w, const char *key, float v) { put_scalar(w, key, GGUF_VT_FLOAT32, &v); }
+void slm_gguf_w_f64(struct slm_gguf_writer *w, const char *key, double v) { put_scalar(w, key, GGUF_VT_FLOAT64, &v); }
 
-void gguf_w_bool(struct gguf_writer *w, const char *key, bool v) {
+void slm_gguf_w_bool(struct slm_gguf_writer *w, const char *key, bool v) {
   uint8_t x = v ? 1 : 0;
   put_scalar(w, key, GGUF_VT_BOOL, &x);
 }
 
-void gguf_w_strn(struct gguf_writer *w, const char *key, const char *v, size_t n) {
+void slm_gguf_w_strn(struct slm_gguf_writer *w, const char *key, const char *v, size_t n) {
   struct buf b = { 0 };
   buf_u32(&b, GGUF_VT_STRING);
   buf_str(&b, v, n);
   put_kv(w, key, &b);
 }
 
-void gguf_w_str(struct gguf_writer *w, const char *key, const char *v) {
-  gguf_w_strn(w, key, v, strlen(v));
+void slm_gguf_w_str(struct slm_gguf_writer *w, const char *key, const char *v) {
+  slm_gguf_w_strn(w, key, v, strlen(v));
 }
 
-void gguf_w_arr(struct gguf_writer *w, const char *key, enum gguf_vtype elt, const void *v, size_t n) {
+void slm_gguf_w_arr(struct slm_gguf_writer *w, const char *key, enum slm_gguf_vtype elt, const void *v, size_t n) {
   size_t es = elt_size(elt);
   if (!es) {
     set_err(w, -EINVAL, "kv '%s': array element type %d is not numeric", key, (int)elt);
@@ -230,15 +230,15 @@ void gguf_w_arr(struct gguf_writer *w, const char *key, enum gguf_vtype elt, con
   put_kv(w, key, &b);
 }
 
-void gguf_w_arr_f32(struct gguf_writer *w, const char *key, const float *v, size_t n) {
-  gguf_w_arr(w, key, GGUF_VT_FLOAT32, v, n);
+void slm_gguf_w_arr_f32(struct slm_gguf_writer *w, const char *key, const float *v, size_t n) {
+  slm_gguf_w_arr(w, key, GGUF_VT_FLOAT32, v, n);
 }
 
-void gguf_w_arr_i32(struct gguf_writer *w, const char *key, const int32_t *v, size_t n) {
-  gguf_w_arr(w, key, GGUF_VT_INT32, v, n);
+void slm_gguf_w_arr_i32(struct slm_gguf_writer *w, const char *key, const int32_t *v, size_t n) {
+  slm_gguf_w_arr(w, key, GGUF_VT_INT32, v, n);
 }
 
-void gguf_w_arr_str(struct gguf_writer *w, const char *key, const char *const *v, size_t n) {
+void slm_gguf_w_arr_str(struct slm_gguf_writer *w, const char *key, const char *const *v, size_t n) {
   struct buf b = { 0 };
   buf_u32(&b, GGUF_VT_ARRAY);
   buf_u32(&b, GGUF_VT_STRING);
@@ -247,7 +247,7 @@ void gguf_w_arr_str(struct gguf_writer *w, const char *key, const char *const *v
   put_kv(w, key, &b);
 }
 
-void gguf_w_copy_kv(struct gguf_writer *w, const struct gguf_file *f, const struct gguf_kv *kv) {
+void slm_gguf_w_copy_kv(struct slm_gguf_writer *w, const struct slm_gguf_file *f, const struct slm_gguf_kv *kv) {
   if (w->err) return;
   if (kv->key.n > 65535 || memchr(kv->key.p, 0, (size_t)kv->key.n)) {
     set_err(w, -EINVAL, "cannot copy a kv whose key holds a NUL byte or is too long");
@@ -286,7 +286,7 @@ void gguf_w_copy_kv(struct gguf_writer *w, const struct gguf_file *f, const stru
       buf_u64(&b, kv->arr_n);
       if (kv->arr_type == GGUF_VT_STRING) {
         for (uint64_t i = 0; i < kv->arr_n; i++) {
-          struct gguf_str s = gguf_arr_str(f, kv, i);
+          struct slm_gguf_str s = slm_gguf_arr_str(f, kv, i);
           buf_str(&b, s.p, (size_t)s.n);
         }
       } else {
@@ -303,23 +303,23 @@ void gguf_w_copy_kv(struct gguf_writer *w, const struct gguf_file *f, const stru
   free(key);
 }
 
-static void add_tensor(struct gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
-                       const int64_t *ne, const void *data, gguf_fill_fn fill, void *fill_ctx);
+static void add_tensor(struct slm_gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
+                       const int64_t *ne, const void *data, slm_gguf_fill_fn fill, void *fill_ctx);
 
-void gguf_w_tensor(struct gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
+void slm_gguf_w_tensor(struct slm_gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
                    const int64_t *ne, const void *data) {
   add_tensor(w, name, type, n_dims, ne, data, NULL, NULL);
 }
 
-void gguf_w_tensor_fill(struct gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
-                        const int64_t *ne, gguf_fill_fn fill, void *ctx) {
+void slm_gguf_w_tensor_fill(struct slm_gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
+                        const int64_t *ne, slm_gguf_fill_fn fill, void *ctx) {
   add_tensor(w, name, type, n_dims, ne, NULL, fill, ctx);
 }
 
-uint64_t gguf_writer_n_tensors(const struct gguf_writer *w) { return w->n_t; }
+uint64_t slm_gguf_writer_n_tensors(const struct slm_gguf_writer *w) { return w->n_t; }
 
-static void add_tensor(struct gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
-                       const int64_t *ne, const void *data, gguf_fill_fn fill, void *fill_ctx) {
+static void add_tensor(struct slm_gguf_writer *w, const char *name, enum slm_type type, uint32_t n_dims,
+                       const int64_t *ne, const void *data, slm_gguf_fill_fn fill, void *fill_ctx) {
   if (w->err) return;
   size_t nl = strlen(name);
   if (nl == 0 || nl > 1024) {
@@ -387,7 +387,7 @@ static void add_tensor(struct gguf_writer *w, const char *name, enum slm_type ty
 }
 
 /* Alignment from general.alignment (must be a uint32 power of two) or 32. */
-static int get_alignment(struct gguf_writer *w, uint32_t *out) {
+static int get_alignment(struct slm_gguf_writer *w, uint32_t *out) {
   *out = 32;
   for (size_t i = 0; i < w->n_kv; i++) {
     if (w->kvs[i].keylen == 17 && !memcmp(w->kvs[i].key, "general.alignment", 17)) {
@@ -410,7 +410,7 @@ static int get_alignment(struct gguf_writer *w, uint32_t *out) {
 
 /* Builds the header (everything before the data section, padding included) into B and assigns
  * tensor offsets; returns the total data section size in *data_n. */
-static int build_header(struct gguf_writer *w, struct buf *b, uint32_t *align_out, uint64_t *data_n) {
+static int build_header(struct slm_gguf_writer *w, struct buf *b, uint32_t *align_out, uint64_t *data_n) {
   uint32_t align;
   if (get_alignment(w, &align)) return w->err;
   buf_put(b, "GGUF", 4);
@@ -448,7 +448,7 @@ static int build_header(struct gguf_writer *w, struct buf *b, uint32_t *align_ou
 }
 
 /* The bytes of tensor T: its data pointer, or FILL run into *SCRATCH (grown as needed). */
-static const void *tensor_bytes(struct gguf_writer *w, const struct wtensor *t, uint8_t **scratch,
+static const void *tensor_bytes(struct slm_gguf_writer *w, const struct wtensor *t, uint8_t **scratch,
                                 size_t *scratch_n) {
   if (!t->fill) return t->data;
   if (*scratch_n < t->nbytes) {
@@ -469,12 +469,12 @@ static const void *tensor_bytes(struct gguf_writer *w, const struct wtensor *t, 
   return *scratch;
 }
 
-static int report(struct gguf_writer *w, char *err, size_t errlen) {
+static int report(struct slm_gguf_writer *w, char *err, size_t errlen) {
   if (err && errlen) snprintf(err, errlen, "%s", w->err ? w->errmsg : "");
   return w->err;
 }
 
-int gguf_writer_write_mem(struct gguf_writer *w, void **out, size_t *len, char *err, size_t errlen) {
+int slm_gguf_writer_write_mem(struct slm_gguf_writer *w, void **out, size_t *len, char *err, size_t errlen) {
   *out = NULL;
   *len = 0;
   struct buf b = { 0 };
@@ -508,7 +508,7 @@ int gguf_writer_write_mem(struct gguf_writer *w, void **out, size_t *len, char *
   return report(w, err, errlen);
 }
 
-int gguf_writer_write(struct gguf_writer *w, const char *path, char *err, size_t errlen) {
+int slm_gguf_writer_write(struct slm_gguf_writer *w, const char *path, char *err, size_t errlen) {
   struct buf b = { 0 };
   uint32_t align;
   uint64_t data_n;

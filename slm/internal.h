@@ -14,7 +14,7 @@ struct slm_vocab;   /* slm/vocab.h: tokens, scores, types, merges, specials, cha
 
 /* vocab.c: reads tokenizer.ggml.* (and tokenizer.chat_template) from F. Strings may point into
  * F's mapping: F must outlive the vocab. Returns 0 or a negative errno with a message in err. */
-int slm_vocab_load(const struct gguf_file *f, struct slm_vocab **out, char *err, size_t errlen);
+int slm_vocab_load(const struct slm_gguf_file *f, struct slm_vocab **out, char *err, size_t errlen);
 void slm_vocab_free(struct slm_vocab *v);   /* accepts NULL */
 
 /* model.c: the vocabulary of a loaded model (never NULL for a loaded model). */
@@ -22,7 +22,7 @@ const struct slm_vocab *slm_model_vocab(const struct slm_model *m);
 /* model.c: token T's embedding (n_embd floats) into OUT; BUF is scratch of tok_embd.row_bytes. */
 void slm_model_embed(const struct slm_model *m, slm_token t, float *out, void *buf);
 /* model.c: the open GGUF file of a loaded model. */
-const struct gguf_file *slm_model_gguf(const struct slm_model *m);
+const struct slm_gguf_file *slm_model_gguf(const struct slm_model *m);
 
 /* ---------------------------------------------------------------- model (model.c) */
 
@@ -75,7 +75,7 @@ struct slm_layer {
 };
 
 struct slm_model {
-  struct gguf_file *gguf;
+  struct slm_gguf_file *gguf;
   struct slm_vocab *vocab;
   bool vocab_only;
   char arch_name[32];

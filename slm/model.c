@@ -43,13 +43,13 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
 static int get_arch_u32(const struct slm_model *m, const char *suffix, uint32_t *out) {
   char key[128];
   snprintf(key, sizeof key, "%s.%s", m->arch_name, suffix);
-  return gguf_get_u32(m->gguf, key, out);
+  return slm_gguf_get_u32(m->gguf, key, out);
 }
 
 static int get_arch_f32(const struct slm_model *m, const char *suffix, float *out) {
   char key[128];
   snprintf(key, sizeof key, "%s.%s", m->arch_name, suffix);
-  return gguf_get_f32(m->gguf, key, out);
+  return slm_gguf_get_f32(m->gguf, key, out);
 }
 
 /* A required positive integer hyper-parameter no larger than MAX. */
@@ -157,8 +157,8 @@ static int load_hparams(struct slm_model *m, char *err, size_t errlen) {
   hp->rope_freq_scale = 1.0f;
   char key[128];
   snprintf(key, sizeof key, "%s.rope.scaling.type", m->arch_name);
-  struct gguf_str st;
-  if (gguf_get_str(m->gguf, key, &st) == 0) {
+  struct slm_gguf_str st;
+  if (slm_gguf_get_str(m->gguf, key, &st) == 0) {
     bool none = st.n == 4 && !memcmp(st.p, "none", 4);
     bool linear = st.n == 6 && !memcmp(st.p, "linear", 6);
     bool llama3 = st.n == 6 && !memcmp(st.p, "llama3", 6);
@@ -193,7 +193,7 @@ static int get_tensor(struct slm_model *m, struct slm_tensor *t, bool required, 
   vsnprintf(name, sizeof name, fmt, ap);
   va_end(ap);
   memset(t, 0, sizeof *t);
-  const struct gguf_tensor *g = gguf_find_tensor(m->gguf, name);
+  const struct slm_gguf_tensor *g = slm_gguf_find_tensor(m->gguf, name);
   if (!g) {
     if (!required) return 0;
     set_err(err, errlen, "%s: missing tensor %s", m->arch_name, name);
@@ -373,8 +373,8 @@ void slm_model_embed(const struct slm_model *m, slm_token t, float *out, void *b
 /* ---------------------------------------------------------------- load / free */
 
 static int parse_arch(struct slm_model *m, char *err, size_t errlen) {
-  struct gguf_str a;
-  if (gguf_get_str(m->gguf, "general.architecture", &a) != 0) {
+  struct slm_gguf_str a;
+  if (slm_gguf_get_str(m->gguf, "general.architecture", &a) != 0) {
     set_err(err, errlen, "missing general.architecture");
     return -EINVAL;
   }
@@ -410,7 +410,7 @@ struct slm_model *slm_model_load(const char *path, const struct slm_model_params
   }
   m->embd_fd = -1;
   char sub[256];
-  int rc = gguf_open(path, &m->gguf, sub, sizeof sub);
+  int rc = slm_gguf_open(path, &m->gguf, sub, sizeof sub);
   if (rc < 0) {
     /* the reader's messages usually name the file already */
     if (!strncmp(sub, path, strlen(path))) set_err(err, errlen, "%s", sub);
@@ -428,8 +428,8 @@ struct slm_model *slm_model_load(const char *path, const struct slm_model_params
   m->kern = slm_kernels_init((enum slm_cpu_level)lvl);
   if (params->vocab_only) {
     m->vocab_only = true;
-    struct gguf_str a;
-    if (gguf_get_str(m->gguf, "general.architecture", &a) == 0) {
+    struct slm_gguf_str a;
+    if (slm_gguf_get_str(m->gguf, "general.architecture", &a) == 0) {
       int n = (int)(a.n < sizeof m->arch_name ? a.n : sizeof m->arch_name - 1);
       memcpy(m->arch_name, a.p, (size_t)n);
       m->arch_name[n] = '\0';
@@ -441,7 +441,7 @@ struct slm_model *slm_model_load(const char *path, const struct slm_model_params
     set_err(err, errlen, "%s: %s", path, msg);
     goto fail;
   }
-  const struct gguf_tensor *te = gguf_find_tensor(m->gguf, "token_embd.weight");
+  const struct slm_gguf_tensor *te = slm_gguf_find_tensor(m->gguf, "token_embd.weight");
   if (!te) {
     set_err(err, errlen, "%s: missing tensor token_embd.weight", path);
     goto fail;
@@ -464,7 +464,7 @@ struct slm_model *slm_model_load(const char *path, const struct slm_model_params
   if (params->use_mlock) lock_weights(m);
   if (m->output.x8 && m->output.data == m->tok_embd.data) {
     m->embd_fd = open(path, O_RDONLY | O_CLOEXEC);
-    m->embd_offset = (uint64_t)((const uint8_t *)m->tok_embd.data - (const uint8_t *)gguf_base(m->gguf));
+    m->embd_offset = (uint64_t)((const uint8_t *)m->tok_embd.data - (const uint8_t *)slm_gguf_base(m->gguf));
   }
   return m;
 fail:
@@ -485,12 +485,12 @@ void slm_model_free(struct slm_model *m) {
   if (m->embd_fd >= 0) close(m->embd_fd);
   free(m->layers);
   slm_vocab_free(m->vocab);
-  gguf_close(m->gguf);
+  slm_gguf_close(m->gguf);
   free(m);
 }
 
 const struct slm_vocab *slm_model_vocab(const struct slm_model *m) { return m->vocab; }
-const struct gguf_file *slm_model_gguf(const struct slm_model *m) { return m->gguf; }
+const struct slm_gguf_file *slm_model_gguf(const struct slm_model *m) { return m->gguf; }
 
 /* ---------------------------------------------------------------- tokenizer wrappers */
 
@@ -536,7 +536,7 @@ uint64_t slm_model_size_bytes(const struct slm_model *m) { return m->tensor_byte
 
 int slm_model_meta(const struct slm_model *m, const char *key, char *buf, size_t cap) {
   if (buf && cap) buf[0] = '\0';
-  const struct gguf_kv *kv = key ? gguf_find_kv(m->gguf, key) : NULL;
+  const struct slm_gguf_kv *kv = key ? slm_gguf_find_kv(m->gguf, key) : NULL;
   if (!kv) return -ENOENT;
   if (!buf || cap == 0) return 0;
   switch (kv->type) {

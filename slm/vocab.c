@@ -265,21 +265,21 @@ uint32_t slm_bpe_byte_cp(uint8_t b) {
 
 /* ------------------------------------------------------------------ GGUF helpers */
 
-static bool str_eq(struct gguf_str s, const char *lit) {
+static bool str_eq(struct slm_gguf_str s, const char *lit) {
   size_t n = strlen(lit);
   return s.n == n && memcmp(s.p, lit, n) == 0;
 }
 
-static void str_copy(char *dst, size_t cap, struct gguf_str s) {
+static void str_copy(char *dst, size_t cap, struct slm_gguf_str s) {
   size_t n = s.n < cap - 1 ? (size_t)s.n : cap - 1;
   memcpy(dst, s.p, n);
   dst[n] = 0;
 }
 
 /* Reads an optional bool key; a key of another type is an error. */
-static int get_bool_opt(const struct gguf_file *f, const char *key, bool *out, char *err,
+static int get_bool_opt(const struct slm_gguf_file *f, const char *key, bool *out, char *err,
                         size_t errlen) {
-  int rc = gguf_get_bool(f, key, out);
+  int rc = slm_gguf_get_bool(f, key, out);
   if (rc == -ENOENT) return 0;
   if (rc) return verr(err, errlen, -EINVAL, "%s is not a bool", key);
   return 0;
@@ -287,10 +287,10 @@ static int get_bool_opt(const struct gguf_file *f, const char *key, bool *out, c
 
 /* Reads an optional token id key into *id. RANGE_STRICT: an id outside [0, n) is an error;
  * otherwise it is ignored. -1 / 0xFFFFFFFF mean "unset" and keep the default. */
-static int get_id_opt(const struct gguf_file *f, const char *key, int32_t n, bool strict,
+static int get_id_opt(const struct slm_gguf_file *f, const char *key, int32_t n, bool strict,
                       int32_t *id, char *err, size_t errlen) {
   int64_t x;
-  int rc = gguf_get_i64(f, key, &x);
+  int rc = slm_gguf_get_i64(f, key, &x);
   if (rc == -ENOENT) return 0;
   if (rc) return verr(err, errlen, -EINVAL, "%s is not an integer", key);
   if (x == -1 || x == 0xFFFFFFFFll) return 0;
@@ -305,7 +305,7 @@ static int get_id_opt(const struct gguf_file *f, const char *key, int32_t n, boo
 }
 
 /* A numeric array element as float (scores) or int32 (types): the data may be unaligned. */
-static float arr_f32(const struct gguf_kv *kv, uint64_t i) {
+static float arr_f32(const struct slm_gguf_kv *kv, uint64_t i) {
   if (kv->arr_type == GGUF_VT_FLOAT32) {
     float x;
     memcpy(&x, kv->arr_data + 4 * i, 4);
@@ -316,7 +316,7 @@ static float arr_f32(const struct gguf_kv *kv, uint64_t i) {
   return (float)x;
 }
 
-static int32_t arr_i32(const struct gguf_kv *kv, uint64_t i) {
+static int32_t arr_i32(const struct slm_gguf_kv *kv, uint64_t i) {
   int32_t x;
   memcpy(&x, kv->arr_data + 4 * i, 4);
   return x;
@@ -520,7 +520,7 @@ static int build_specials(struct slm_vocab *v, char *err, size_t errlen) {
   return 0;
 }
 
-int slm_vocab_load(const struct gguf_file *f, struct slm_vocab **out, char *err, size_t errlen) {
+int slm_vocab_load(const struct slm_gguf_file *f, struct slm_vocab **out, char *err, size_t errlen) {
   if (!out) return verr(err, errlen, -EINVAL, "no output pointer");
   *out = NULL;
   if (!f) return verr(err, errlen, -EINVAL, "no file");
@@ -534,12 +534,12 @@ int slm_vocab_load(const struct gguf_file *f, struct slm_vocab **out, char *err,
   } while (0)
 
   /* model and pre-tokenizer */
-  struct gguf_str model;
-  if (gguf_get_str(f, "tokenizer.ggml.model", &model))
+  struct slm_gguf_str model;
+  if (slm_gguf_get_str(f, "tokenizer.ggml.model", &model))
     FAIL(-EINVAL, "tokenizer.ggml.model is missing (not a file with a vocabulary?)");
   str_copy(v->model_name, sizeof v->model_name, model);
-  struct gguf_str pre = {"default", 7};
-  bool has_pre = gguf_get_str(f, "tokenizer.ggml.pre", &pre) == 0;
+  struct slm_gguf_str pre = {"default", 7};
+  bool has_pre = slm_gguf_get_str(f, "tokenizer.ggml.pre", &pre) == 0;
   str_copy(v->pre_name, sizeof v->pre_name, pre);
   if (str_eq(model, "llama")) {
     v->kind = SLM_VOCAB_SPM;
@@ -574,7 +574,7 @@ int slm_vocab_load(const struct gguf_file *f, struct slm_vocab **out, char *err,
   }
 
   /* tokens, scores, types */
-  const struct gguf_kv *ktok = gguf_find_kv(f, "tokenizer.ggml.tokens");
+  const struct slm_gguf_kv *ktok = slm_gguf_find_kv(f, "tokenizer.ggml.tokens");
   if (!ktok) FAIL(-EINVAL, "tokenizer.ggml.tokens is missing");
   if (ktok->type != GGUF_VT_ARRAY || ktok->arr_type != GGUF_VT_STRING)
     FAIL(-EINVAL, "tokenizer.ggml.tokens is not an array of strings");
@@ -582,14 +582,14 @@ int slm_vocab_load(const struct gguf_file *f, struct slm_vocab **out, char *err,
     FAIL(-EINVAL, "tokenizer.ggml.tokens has %llu entries (1..%d allowed)",
          (unsigned long long)ktok->arr_n, VOCAB_MAX_TOKENS);
   int32_t n = (int32_t)ktok->arr_n;
-  const struct gguf_kv *kscore = gguf_find_kv(f, "tokenizer.ggml.scores");
+  const struct slm_gguf_kv *kscore = slm_gguf_find_kv(f, "tokenizer.ggml.scores");
   if (kscore && (kscore->type != GGUF_VT_ARRAY ||
                  (kscore->arr_type != GGUF_VT_FLOAT32 && kscore->arr_type != GGUF_VT_INT32)))
     FAIL(-EINVAL, "tokenizer.ggml.scores is not an array of float32");
   if (kscore && kscore->arr_n != (uint64_t)n)
     FAIL(-EINVAL, "tokenizer.ggml.scores has %llu entries, tokens has %d",
          (unsigned long long)kscore->arr_n, n);
-  const struct gguf_kv *ktype = gguf_find_kv(f, "tokenizer.ggml.token_type");
+  const struct slm_gguf_kv *ktype = slm_gguf_find_kv(f, "tokenizer.ggml.token_type");
   if (ktype && (ktype->type != GGUF_VT_ARRAY || ktype->arr_type != GGUF_VT_INT32))
     FAIL(-EINVAL, "tokenizer.ggml.token_type is not an array of int32");
   if (ktype && ktype->arr_n != (uint64_t)n)
@@ -603,7 +603,7 @@ int slm_vocab_load(const struct gguf_file *f, struct slm_vocab **out, char *err,
   v->n_str = n;
   if (str_table_init(v, (uint32_t)n + 64)) FAIL(-ENOMEM, "out of memory");
   for (int32_t i = 0; i < n; i++) {
-    struct gguf_str s = gguf_arr_str(f, ktok, (uint64_t)i);
+    struct slm_gguf_str s = slm_gguf_arr_str(f, ktok, (uint64_t)i);
     struct vocab_tok *t = &v->strs[i];
     if (s.n > VOCAB_MAX_TOKEN_BYTES) FAIL(-EINVAL, "token %d is %llu bytes long", i,
                                           (unsigned long long)s.n);
@@ -661,7 +661,7 @@ int slm_vocab_load(const struct gguf_file *f, struct slm_vocab **out, char *err,
 
   /* merges */
   if (v->kind == SLM_VOCAB_BPE) {
-    const struct gguf_kv *km = gguf_find_kv(f, "tokenizer.ggml.merges");
+    const struct slm_gguf_kv *km = slm_gguf_find_kv(f, "tokenizer.ggml.merges");
     if (!km) FAIL(-EINVAL, "tokenizer.ggml.merges is missing (needed by a gpt2 tokenizer)");
     if (km->type != GGUF_VT_ARRAY || km->arr_type != GGUF_VT_STRING)
       FAIL(-EINVAL, "tokenizer.ggml.merges is not an array of strings");
@@ -677,7 +677,7 @@ int slm_vocab_load(const struct gguf_file *f, struct slm_vocab **out, char *err,
     char *cat = NULL;
     size_t cat_cap = 0;
     for (int32_t i = 0; i < v->n_merges; i++) {
-      struct gguf_str s = gguf_arr_str(f, km, (uint64_t)i);
+      struct slm_gguf_str s = slm_gguf_arr_str(f, km, (uint64_t)i);
       if (!utf8_valid(s.p, s.n)) {
         free(cat);
         FAIL(-EINVAL, "merge %d is not valid UTF-8", i);
@@ -841,8 +841,8 @@ int slm_vocab_load(const struct gguf_file *f, struct slm_vocab **out, char *err,
 
   /* Phi-3: spaces right of a special token are dropped (after the special cache, as llama.cpp) */
   {
-    struct gguf_str gname;
-    if (gguf_get_str(f, "general.name", &gname) == 0) {
+    struct slm_gguf_str gname;
+    if (slm_gguf_get_str(f, "general.name", &gname) == 0) {
       char lower[256];
       str_copy(lower, sizeof lower, gname);
       for (char *p = lower; *p; p++) *p = (char)tolower((unsigned char)*p);
@@ -861,8 +861,8 @@ int slm_vocab_load(const struct gguf_file *f, struct slm_vocab **out, char *err,
 
   /* chat template */
   {
-    struct gguf_str t;
-    int trc = gguf_get_str(f, "tokenizer.chat_template", &t);
+    struct slm_gguf_str t;
+    int trc = slm_gguf_get_str(f, "tokenizer.chat_template", &t);
     if (trc == 0) {
       if (t.n > VOCAB_MAX_TEMPLATE_BYTES)
         FAIL(-EINVAL, "tokenizer.chat_template is %llu bytes", (unsigned long long)t.n);

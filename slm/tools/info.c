@@ -59,7 +59,7 @@ static void put_escaped(FILE *out, const char *s, uint64_t n, uint64_t max) {
   if (n > max) fprintf(out, "...(%" PRIu64 " bytes)", n);
 }
 
-static void put_scalar(FILE *out, enum gguf_vtype t, const uint8_t *p) {
+static void put_scalar(FILE *out, enum slm_gguf_vtype t, const uint8_t *p) {
   switch (t) {
     case GGUF_VT_UINT8: fprintf(out, "%u", p[0]); break;
     case GGUF_VT_INT8: fprintf(out, "%d", (int8_t)p[0]); break;
@@ -76,7 +76,7 @@ static void put_scalar(FILE *out, enum gguf_vtype t, const uint8_t *p) {
   }
 }
 
-static size_t vt_size(enum gguf_vtype t) {
+static size_t vt_size(enum slm_gguf_vtype t) {
   switch (t) {
     case GGUF_VT_UINT8: case GGUF_VT_INT8: case GGUF_VT_BOOL: return 1;
     case GGUF_VT_UINT16: case GGUF_VT_INT16: return 2;
@@ -85,14 +85,14 @@ static size_t vt_size(enum gguf_vtype t) {
   }
 }
 
-static const char *vt_name(enum gguf_vtype t) {
+static const char *vt_name(enum slm_gguf_vtype t) {
   static const char *const n[] = { "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "str",
                                    "arr", "u64", "i64", "f64" };
   return (unsigned)t < sizeof n / sizeof n[0] ? n[t] : "?";
 }
 
 /* One kv's value: scalars in full, strings escaped and cut, arrays as type[n] and their head. */
-static void put_value(FILE *out, const struct gguf_file *f, const struct gguf_kv *kv) {
+static void put_value(FILE *out, const struct slm_gguf_file *f, const struct slm_gguf_kv *kv) {
   switch (kv->type) {
     case GGUF_VT_STRING:
       fputc('"', out);
@@ -105,7 +105,7 @@ static void put_value(FILE *out, const struct gguf_file *f, const struct gguf_kv
       for (uint64_t i = 0; i < show; i++) {
         if (i) fputs(", ", out);
         if (kv->arr_type == GGUF_VT_STRING) {
-          struct gguf_str s = gguf_arr_str(f, kv, i);
+          struct slm_gguf_str s = slm_gguf_arr_str(f, kv, i);
           fputc('"', out);
           put_escaped(out, s.p, s.n, 32);
           fputc('"', out);
@@ -134,11 +134,11 @@ static void put_value(FILE *out, const struct gguf_file *f, const struct gguf_kv
   }
 }
 
-static bool key_has_prefix(const struct gguf_kv *kv, const char *p, size_t n) {
+static bool key_has_prefix(const struct slm_gguf_kv *kv, const char *p, size_t n) {
   return kv->key.n > n && !memcmp(kv->key.p, p, n);
 }
 
-static void put_tensor(FILE *out, const struct gguf_tensor *t) {
+static void put_tensor(FILE *out, const struct slm_gguf_tensor *t) {
   char shape[128];
   int o = snprintf(shape, sizeof shape, "[%" PRId64, t->ne[0]);
   for (uint32_t d = 1; d < t->n_dims; d++)
@@ -150,18 +150,18 @@ static void put_tensor(FILE *out, const struct gguf_tensor *t) {
 }
 
 /* Token I's text as a short escaped string, or "" if out of range. */
-static void put_token(FILE *out, const struct gguf_file *f, const struct gguf_kv *tokens, uint32_t id) {
+static void put_token(FILE *out, const struct slm_gguf_file *f, const struct slm_gguf_kv *tokens, uint32_t id) {
   if (!tokens || id >= tokens->arr_n) return;
-  struct gguf_str s = gguf_arr_str(f, tokens, id);
+  struct slm_gguf_str s = slm_gguf_arr_str(f, tokens, id);
   fputs(" \"", out);
   put_escaped(out, s.p, s.n, 40);
   fputc('"', out);
 }
 
 static int print_info(const char *path, bool all_tensors, bool all_kv) {
-  struct gguf_file *f = NULL;
+  struct slm_gguf_file *f = NULL;
   char err[512];
-  int rc = gguf_open(path, &f, err, sizeof err);
+  int rc = slm_gguf_open(path, &f, err, sizeof err);
   if (rc) {
     slm_tool_errorf("info", "%s", err);
     return 1;
@@ -171,12 +171,12 @@ static int print_info(const char *path, bool all_tensors, bool all_kv) {
   fprintf(out, "file:          %s\n", path);
   fprintf(out, "size:          %zu bytes (%s), GGUF v%" PRIu32 ", alignment %" PRIu32 ", %" PRIu64
                " kv, %" PRIu64 " tensors\n",
-          gguf_file_size(f), slm_tool_fmt_bytes(gguf_file_size(f), nb, sizeof nb), gguf_version(f),
-          gguf_alignment(f), gguf_n_kv(f), gguf_n_tensors(f));
+          slm_gguf_file_size(f), slm_tool_fmt_bytes(slm_gguf_file_size(f), nb, sizeof nb), slm_gguf_version(f),
+          slm_gguf_alignment(f), slm_gguf_n_kv(f), slm_gguf_n_tensors(f));
 
-  struct gguf_str arch = { "", 0 }, name = { NULL, 0 };
-  gguf_get_str(f, "general.architecture", &arch);
-  if (gguf_get_str(f, "general.name", &name) == 0) {
+  struct slm_gguf_str arch = { "", 0 }, name = { NULL, 0 };
+  slm_gguf_get_str(f, "general.architecture", &arch);
+  if (slm_gguf_get_str(f, "general.name", &name) == 0) {
     fputs("name:          ", out);
     put_escaped(out, name.p, name.n, 80);
     fputc('\n', out);
@@ -185,7 +185,7 @@ static int print_info(const char *path, bool all_tensors, bool all_kv) {
   put_escaped(out, arch.p, arch.n, 40);
   fputc('\n', out);
   uint32_t ft;
-  if (gguf_get_u32(f, "general.file_type", &ft) == 0) {
+  if (slm_gguf_get_u32(f, "general.file_type", &ft) == 0) {
     const char *fn = ftype_name(ft);
     fprintf(out, "file type:     %s (%" PRIu32 ")\n", fn ? fn : "unknown", ft);
   }
@@ -194,8 +194,8 @@ static int print_info(const char *path, bool all_tensors, bool all_kv) {
   char prefix[128];
   int pn = snprintf(prefix, sizeof prefix, "%.*s.", (int)(arch.n < 100 ? arch.n : 100), arch.p);
   bool any = false;
-  for (uint64_t i = 0; i < gguf_n_kv(f); i++) {
-    const struct gguf_kv *kv = gguf_kv_at(f, i);
+  for (uint64_t i = 0; i < slm_gguf_n_kv(f); i++) {
+    const struct slm_gguf_kv *kv = slm_gguf_kv_at(f, i);
     if (!arch.n || !key_has_prefix(kv, prefix, (size_t)pn)) continue;
     if (!any) fputs("hyperparameters:\n", out);
     any = true;
@@ -207,24 +207,24 @@ static int print_info(const char *path, bool all_tensors, bool all_kv) {
   char key[200];
   uint32_t n_embd = 0, n_head = 0, n_head_kv = 0, key_len = 0;
   snprintf(key, sizeof key, "%.*s.embedding_length", (int)arch.n, arch.p);
-  gguf_get_u32(f, key, &n_embd);
+  slm_gguf_get_u32(f, key, &n_embd);
   snprintf(key, sizeof key, "%.*s.attention.head_count", (int)arch.n, arch.p);
-  gguf_get_u32(f, key, &n_head);
+  slm_gguf_get_u32(f, key, &n_head);
   snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)arch.n, arch.p);
-  if (gguf_get_u32(f, key, &n_head_kv)) n_head_kv = n_head;
+  if (slm_gguf_get_u32(f, key, &n_head_kv)) n_head_kv = n_head;
   snprintf(key, sizeof key, "%.*s.attention.key_length", (int)arch.n, arch.p);
-  if (gguf_get_u32(f, key, &key_len) && n_head) key_len = n_embd / n_head;
+  if (slm_gguf_get_u32(f, key, &key_len) && n_head) key_len = n_embd / n_head;
   if (n_head) {
     fprintf(out, "attention:     %" PRIu32 " heads, %" PRIu32 " kv heads (GQA %" PRIu32 "), head dim %" PRIu32 "\n",
             n_head, n_head_kv, n_head_kv ? n_head / n_head_kv : 0, key_len);
   }
 
   /* tensors by type */
-  if (gguf_n_tensors(f)) {
+  if (slm_gguf_n_tensors(f)) {
     uint64_t count[SLM_TYPE_COUNT] = { 0 }, bytes[SLM_TYPE_COUNT] = { 0 }, elems[SLM_TYPE_COUNT] = { 0 };
     uint64_t total_bytes = 0, total_elems = 0;
-    for (uint64_t i = 0; i < gguf_n_tensors(f); i++) {
-      const struct gguf_tensor *t = gguf_tensor_at(f, i);
+    for (uint64_t i = 0; i < slm_gguf_n_tensors(f); i++) {
+      const struct slm_gguf_tensor *t = slm_gguf_tensor_at(f, i);
       uint64_t ne = (uint64_t)t->ne[0] * (uint64_t)t->ne[1] * (uint64_t)t->ne[2] * (uint64_t)t->ne[3];
       count[t->type]++;
       bytes[t->type] += t->nbytes;
@@ -243,8 +243,8 @@ static int print_info(const char *path, bool all_tensors, bool all_kv) {
               slm_type_infos[t].supported ? "" : "  (not supported by the engine)");
     }
     fputs(all_tensors ? "tensors:\n" : "tensors (global and layer 0; --tensors for all):\n", out);
-    for (uint64_t i = 0; i < gguf_n_tensors(f); i++) {
-      const struct gguf_tensor *t = gguf_tensor_at(f, i);
+    for (uint64_t i = 0; i < slm_gguf_n_tensors(f); i++) {
+      const struct slm_gguf_tensor *t = slm_gguf_tensor_at(f, i);
       bool layer = t->name.n > 4 && !memcmp(t->name.p, "blk.", 4);
       bool layer0 = t->name.n > 6 && !memcmp(t->name.p, "blk.0.", 6);
       if (all_tensors || !layer || layer0) put_tensor(out, t);
@@ -252,11 +252,11 @@ static int print_info(const char *path, bool all_tensors, bool all_kv) {
   }
 
   /* vocabulary */
-  struct gguf_str tm;
-  if (gguf_get_str(f, "tokenizer.ggml.model", &tm) == 0) {
-    const struct gguf_kv *tokens = gguf_find_kv(f, "tokenizer.ggml.tokens");
+  struct slm_gguf_str tm;
+  if (slm_gguf_get_str(f, "tokenizer.ggml.model", &tm) == 0) {
+    const struct slm_gguf_kv *tokens = slm_gguf_find_kv(f, "tokenizer.ggml.tokens");
     if (tokens && (tokens->type != GGUF_VT_ARRAY || tokens->arr_type != GGUF_VT_STRING)) tokens = NULL;
-    const struct gguf_kv *merges = gguf_find_kv(f, "tokenizer.ggml.merges");
+    const struct slm_gguf_kv *merges = slm_gguf_find_kv(f, "tokenizer.ggml.merges");
     fputs("vocab:         ", out);
     put_escaped(out, tm.p, tm.n, 20);
     bool spm = tm.n == 5 && !memcmp(tm.p, "llama", 5);
@@ -264,8 +264,8 @@ static int print_info(const char *path, bool all_tensors, bool all_kv) {
     fputs(spm ? " (SentencePiece)" : bpe ? " (byte-level BPE)" : "", out);
     fprintf(out, ", %" PRIu64 " tokens", tokens ? tokens->arr_n : 0);
     if (merges && merges->type == GGUF_VT_ARRAY) fprintf(out, ", %" PRIu64 " merges", merges->arr_n);
-    struct gguf_str pre;
-    if (gguf_get_str(f, "tokenizer.ggml.pre", &pre) == 0) {
+    struct slm_gguf_str pre;
+    if (slm_gguf_get_str(f, "tokenizer.ggml.pre", &pre) == 0) {
       fputs(", pre-tokenizer '", out);
       put_escaped(out, pre.p, pre.n, 40);
       fputc('\'', out);
@@ -278,14 +278,14 @@ static int print_info(const char *path, bool all_tensors, bool all_kv) {
     };
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
       uint32_t id;
-      if (gguf_get_u32(f, ids[i][1], &id)) continue;
+      if (slm_gguf_get_u32(f, ids[i][1], &id)) continue;
       fprintf(out, "  %s %" PRIu32, ids[i][0], id);
       put_token(out, f, tokens, id);
       fputc('\n', out);
     }
     bool b;
-    if (gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b) == 0) fprintf(out, "  add_bos %s\n", b ? "true" : "false");
-    if (gguf_get_bool(f, "tokenizer.ggml.add_eos_token", &b) == 0) fprintf(out, "  add_eos %s\n", b ? "true" : "false");
+    if (slm_gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b) == 0) fprintf(out, "  add_bos %s\n", b ? "true" : "false");
+    if (slm_gguf_get_bool(f, "tokenizer.ggml.add_eos_token", &b) == 0) fprintf(out, "  add_eos %s\n", b ? "true" : "false");
   } else {
     fputs("vocab:         none\n", out);
   }
@@ -293,7 +293,7 @@ static int print_info(const char *path, bool all_tensors, bool all_kv) {
   /* what the engine makes of the vocabulary and the template */
   struct slm_vocab *voc = NULL;
   char verr[256];
-  if (gguf_find_kv(f, "tokenizer.ggml.model")) {
+  if (slm_gguf_find_kv(f, "tokenizer.ggml.model")) {
     if (slm_vocab_load(f, &voc, verr, sizeof verr) == 0) {
       fprintf(out, "  tokenizer     %s, %d tokens (loaded by the engine)\n",
               slm_vocab_kind(voc) == SLM_VOCAB_SPM ? "SentencePiece" : "byte-level BPE",
@@ -302,9 +302,9 @@ static int print_info(const char *path, bool all_tensors, bool all_kv) {
       fprintf(out, "  tokenizer     not usable by the engine: %s\n", verr);
     }
   }
-  struct gguf_str tmpl;
+  struct slm_gguf_str tmpl;
   const char *tmpl_z = voc ? slm_vocab_chat_template(voc) : NULL;
-  if (gguf_get_str(f, "tokenizer.chat_template", &tmpl) == 0) {
+  if (slm_gguf_get_str(f, "tokenizer.chat_template", &tmpl) == 0) {
     fprintf(out, "chat template: %s (%" PRIu64 " bytes in the file): \"",
             tmpl_z ? slm_chat_family(tmpl_z) : "?", tmpl.n);
     put_escaped(out, tmpl.p, tmpl.n, 60);
@@ -315,7 +315,7 @@ static int print_info(const char *path, bool all_tensors, bool all_kv) {
   slm_vocab_free(voc);
 
   /* can the engine run it? (loading maps the file and checks arch, tensors and types) */
-  if (gguf_n_tensors(f)) {
+  if (slm_gguf_n_tensors(f)) {
     struct slm_model_params mp = slm_model_default_params();
     char merr[512];
     struct slm_model *m = slm_model_load(path, &mp, merr, sizeof merr);
@@ -326,8 +326,8 @@ static int print_info(const char *path, bool all_tensors, bool all_kv) {
 
   if (all_kv) {
     fputs("metadata:\n", out);
-    for (uint64_t i = 0; i < gguf_n_kv(f); i++) {
-      const struct gguf_kv *kv = gguf_kv_at(f, i);
+    for (uint64_t i = 0; i < slm_gguf_n_kv(f); i++) {
+      const struct slm_gguf_kv *kv = slm_gguf_kv_at(f, i);
       fputs("  ", out);
       put_escaped(out, kv->key.p, kv->key.n, 80);
       fprintf(out, " (%s) = ", vt_name(kv->type));
@@ -335,7 +335,7 @@ static int print_info(const char *path, bool all_tensors, bool all_kv) {
       fputc('\n', out);
     }
   }
-  gguf_close(f);
+  slm_gguf_close(f);
   return 0;
 }
 

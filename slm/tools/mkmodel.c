@@ -503,10 +503,10 @@ static int mkmodel(const struct shape *sh, const struct slm_ftype_info *ft, int 
   if (rc) return rc;
   int max_t = 3 + n_layer * 16;
   struct mtensor *ts = calloc((size_t)max_t, sizeof *ts);
-  struct gguf_writer *w = gguf_writer_new();
+  struct slm_gguf_writer *w = slm_gguf_writer_new();
   if (!ts || !w) {
     free(ts);
-    gguf_writer_free(w);
+    slm_gguf_writer_free(w);
     vocab_free(&v);
     snprintf(err, errlen, "out of memory");
     return -ENOMEM;
@@ -516,41 +516,41 @@ static int mkmodel(const struct shape *sh, const struct slm_ftype_info *ft, int 
   char key[128], name[160];
   const char *a = sh->arch_name;
 #define K(s) (snprintf(key, sizeof key, "%s.%s", a, s), key)
-  gguf_w_str(w, "general.architecture", a);
-  gguf_w_str(w, "general.type", "model");
+  slm_gguf_w_str(w, "general.architecture", a);
+  slm_gguf_w_str(w, "general.type", "model");
   snprintf(name, sizeof name, "%s (random weights, tiergate mkmodel, seed %" PRIu64 ")", sh->hf_name, seed);
-  gguf_w_str(w, "general.name", name);
-  gguf_w_u32(w, K("block_count"), (uint32_t)n_layer);
-  gguf_w_u32(w, K("context_length"), (uint32_t)sh->n_ctx);
-  gguf_w_u32(w, K("embedding_length"), (uint32_t)sh->n_embd);
-  gguf_w_u32(w, K("feed_forward_length"), (uint32_t)sh->n_ff);
-  gguf_w_u32(w, K("attention.head_count"), (uint32_t)sh->n_head);
-  gguf_w_u32(w, K("attention.head_count_kv"), (uint32_t)sh->n_head_kv);
-  gguf_w_f32(w, K("rope.freq_base"), sh->rope_theta);
-  gguf_w_f32(w, K("attention.layer_norm_rms_epsilon"), sh->rms_eps);
+  slm_gguf_w_str(w, "general.name", name);
+  slm_gguf_w_u32(w, K("block_count"), (uint32_t)n_layer);
+  slm_gguf_w_u32(w, K("context_length"), (uint32_t)sh->n_ctx);
+  slm_gguf_w_u32(w, K("embedding_length"), (uint32_t)sh->n_embd);
+  slm_gguf_w_u32(w, K("feed_forward_length"), (uint32_t)sh->n_ff);
+  slm_gguf_w_u32(w, K("attention.head_count"), (uint32_t)sh->n_head);
+  slm_gguf_w_u32(w, K("attention.head_count_kv"), (uint32_t)sh->n_head_kv);
+  slm_gguf_w_f32(w, K("rope.freq_base"), sh->rope_theta);
+  slm_gguf_w_f32(w, K("attention.layer_norm_rms_epsilon"), sh->rms_eps);
   if (sh->write_head_dim) {
-    gguf_w_u32(w, K("attention.key_length"), (uint32_t)sh->head_dim);
-    gguf_w_u32(w, K("attention.value_length"), (uint32_t)sh->head_dim);
+    slm_gguf_w_u32(w, K("attention.key_length"), (uint32_t)sh->head_dim);
+    slm_gguf_w_u32(w, K("attention.value_length"), (uint32_t)sh->head_dim);
   }
   if (sh->llama_keys) {
-    gguf_w_u32(w, K("vocab_size"), (uint32_t)sh->n_vocab);
-    gguf_w_u32(w, K("rope.dimension_count"), (uint32_t)sh->head_dim);
+    slm_gguf_w_u32(w, K("vocab_size"), (uint32_t)sh->n_vocab);
+    slm_gguf_w_u32(w, K("rope.dimension_count"), (uint32_t)sh->head_dim);
   }
 #undef K
-  gguf_w_str(w, "tokenizer.ggml.model", "gpt2");
-  gguf_w_str(w, "tokenizer.ggml.pre", sh->pre);
-  gguf_w_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tok, (size_t)v.n);
-  gguf_w_arr_i32(w, "tokenizer.ggml.token_type", v.type, (size_t)v.n);
-  gguf_w_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v.merges, (size_t)v.n_merges);
-  if (sh->bos >= 0) gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)sh->bos);
-  if (sh->eos >= 0) gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)sh->eos);
-  if (sh->eot >= 0) gguf_w_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)sh->eot);
-  if (sh->unk >= 0) gguf_w_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)sh->unk);
-  if (sh->pad >= 0) gguf_w_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)sh->pad);
-  gguf_w_bool(w, "tokenizer.ggml.add_bos_token", sh->add_bos);
-  gguf_w_str(w, "tokenizer.chat_template", sh->vocab == VOCAB_LLAMA3 ? LLAMA3_TEMPLATE : CHATML_TEMPLATE);
-  gguf_w_u32(w, "general.quantization_version", 2);
-  gguf_w_u32(w, "general.file_type", ft->ftype);
+  slm_gguf_w_str(w, "tokenizer.ggml.model", "gpt2");
+  slm_gguf_w_str(w, "tokenizer.ggml.pre", sh->pre);
+  slm_gguf_w_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tok, (size_t)v.n);
+  slm_gguf_w_arr_i32(w, "tokenizer.ggml.token_type", v.type, (size_t)v.n);
+  slm_gguf_w_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v.merges, (size_t)v.n_merges);
+  if (sh->bos >= 0) slm_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)sh->bos);
+  if (sh->eos >= 0) slm_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)sh->eos);
+  if (sh->eot >= 0) slm_gguf_w_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)sh->eot);
+  if (sh->unk >= 0) slm_gguf_w_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)sh->unk);
+  if (sh->pad >= 0) slm_gguf_w_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)sh->pad);
+  slm_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", sh->add_bos);
+  slm_gguf_w_str(w, "tokenizer.chat_template", sh->vocab == VOCAB_LLAMA3 ? LLAMA3_TEMPLATE : CHATML_TEMPLATE);
+  slm_gguf_w_u32(w, "general.quantization_version", 2);
+  slm_gguf_w_u32(w, "general.file_type", ft->ftype);
 
   int n_attn_v = 0;
   for (int i = 0; i < nt; i++) n_attn_v += slm_qmix_counts_as_attn_v(ts[i].name);
@@ -559,7 +559,7 @@ static int mkmodel(const struct shape *sh, const struct slm_ftype_info *ft, int 
   uint64_t bytes = 0;
   for (int i = 0; i < nt && mode != MK_VOCAB_ONLY; i++) {
     ts[i].type = slm_qmix_choose(&q, ts[i].name, ts[i].n_dims, ts[i].ne[0], SLM_TYPE_F32);
-    gguf_w_tensor_fill(w, ts[i].name, ts[i].type, ts[i].n_dims, ts[i].ne, fill_tensor, &ts[i]);
+    slm_gguf_w_tensor_fill(w, ts[i].name, ts[i].type, ts[i].n_dims, ts[i].ne, fill_tensor, &ts[i]);
     uint64_t tb = slm_row_size(ts[i].type, ts[i].ne[0]) * (uint64_t)ts[i].ne[1];
     bytes += tb;
     if (mode == MK_DRY_RUN) {
@@ -570,12 +570,12 @@ static int mkmodel(const struct shape *sh, const struct slm_ftype_info *ft, int 
     }
   }
   if (mode == MK_VOCAB_ONLY) nt = 0;
-  rc = mode == MK_DRY_RUN ? 0 : gguf_writer_write(w, path, err, errlen);
+  rc = mode == MK_DRY_RUN ? 0 : slm_gguf_writer_write(w, path, err, errlen);
   if (rc == 0 && (verbose || mode == MK_DRY_RUN))
     printf("%s: %s %s, %d layers, %d tensors, %.1f MiB of weights, vocab %d (%d merges)%s\n", path,
            sh->name, ft->name, n_layer, nt, bytes / 1048576.0, v.n, v.n_merges,
            mode == MK_DRY_RUN ? " (dry run: not written)" : "");
-  gguf_writer_free(w);
+  slm_gguf_writer_free(w);
   free(ts);
   vocab_free(&v);
   return rc;

@@ -5,7 +5,7 @@
  * lays it out (kvs in input order, then general.quantization_version and general.file_type moved
  * to the end; tensors in llama.cpp's loader order), so the same input gives the same file.
  *
- * Tensors are converted one at a time while the file is written (gguf_w_tensor_fill), so memory
+ * Tensors are converted one at a time while the file is written (slm_gguf_w_tensor_fill), so memory
  * stays at one tensor's output plus one row of floats.
  */
 #include <errno.h>
@@ -33,14 +33,14 @@ static const char QUANTIZE_USAGE[] =
   "  -h, --help this text\n";
 
 struct qjob {
-  const struct gguf_tensor *in;
+  const struct slm_gguf_tensor *in;
   enum slm_type out_type;
   float *row;   /* ne[0] floats, shared by all jobs */
 };
 
 static int fill_tensor(void *ctx, void *dst, size_t nbytes, char *err, size_t errlen) {
   const struct qjob *j = ctx;
-  const struct gguf_tensor *t = j->in;
+  const struct slm_gguf_tensor *t = j->in;
   int64_t n = t->ne[0];
   uint64_t rows = (uint64_t)t->ne[1] * (uint64_t)t->ne[2] * (uint64_t)t->ne[3];
   size_t in_rs = slm_row_size(t->type, n), out_rs = slm_row_size(j->out_type, n);
@@ -63,8 +63,8 @@ static int fill_tensor(void *ctx, void *dst, size_t nbytes, char *err, size_t er
 
 
 static int cmp_tensors(const void *a, const void *b) {
-  const struct gguf_tensor *x = *(const struct gguf_tensor *const *)a;
-  const struct gguf_tensor *y = *(const struct gguf_tensor *const *)b;
+  const struct slm_gguf_tensor *x = *(const struct slm_gguf_tensor *const *)a;
+  const struct slm_gguf_tensor *y = *(const struct slm_gguf_tensor *const *)b;
   char nx[1100], ny[1100];
   snprintf(nx, sizeof nx, "%.*s", (int)x->name.n, x->name.p);
   snprintf(ny, sizeof ny, "%.*s", (int)y->name.n, y->name.p);
@@ -73,25 +73,25 @@ static int cmp_tensors(const void *a, const void *b) {
 
 int slm_quantize_file(const char *in, const char *out, const struct slm_ftype_info *ft, bool pure,
                       bool verbose, char *err, size_t errlen) {
-  struct gguf_file *f = NULL;
-  int rc = gguf_open(in, &f, err, errlen);
+  struct slm_gguf_file *f = NULL;
+  int rc = slm_gguf_open(in, &f, err, errlen);
   if (rc) return rc;
-  uint64_t nt = gguf_n_tensors(f);
+  uint64_t nt = slm_gguf_n_tensors(f);
   if (nt == 0) {
     snprintf(err, errlen, "%s has no tensors (a vocabulary-only file?)", in);
-    gguf_close(f);
+    slm_gguf_close(f);
     return -EINVAL;
   }
 
-  struct gguf_str arch;
+  struct slm_gguf_str arch;
   char key[256];
   uint32_t n_layer = 0;
-  if (gguf_get_str(f, "general.architecture", &arch) == 0 && arch.n < 200) {
+  if (slm_gguf_get_str(f, "general.architecture", &arch) == 0 && arch.n < 200) {
     snprintf(key, sizeof key, "%.*s.block_count", (int)arch.n, arch.p);
-    gguf_get_u32(f, key, &n_layer);
+    slm_gguf_get_u32(f, key, &n_layer);
   }
 
-  const struct gguf_tensor **order = calloc((size_t)nt, sizeof *order);
+  const struct slm_gguf_tensor **order = calloc((size_t)nt, sizeof *order);
   struct qjob *jobs = calloc((size_t)nt, sizeof *jobs);
   int64_t max_row = 0;
   bool tied = true;
@@ -103,7 +103,7 @@ int slm_quantize_file(const char *in, const char *out, const struct slm_ftype_in
     goto done;
   }
   for (uint64_t i = 0; i < nt; i++) {
-    const struct gguf_tensor *t = gguf_tensor_at(f, i);
+    const struct slm_gguf_tensor *t = slm_gguf_tensor_at(f, i);
     char name[1100];
     snprintf(name, sizeof name, "%.*s", (int)t->name.n, t->name.p);
     if (t->type != SLM_TYPE_F32 && t->type != SLM_TYPE_F16 && t->type != SLM_TYPE_BF16) {
@@ -120,28 +120,28 @@ int slm_quantize_file(const char *in, const char *out, const struct slm_ftype_in
   qsort(order, (size_t)nt, sizeof *order, cmp_tensors);
 
   float *row = malloc((size_t)max_row * sizeof(float));
-  struct gguf_writer *w = gguf_writer_new();
+  struct slm_gguf_writer *w = slm_gguf_writer_new();
   if (!row || !w) {
     free(row);
-    gguf_writer_free(w);
+    slm_gguf_writer_free(w);
     snprintf(err, errlen, "out of memory");
     rc = -ENOMEM;
     goto done;
   }
-  for (uint64_t i = 0; i < gguf_n_kv(f); i++) gguf_w_copy_kv(w, f, gguf_kv_at(f, i));
-  gguf_w_u32(w, "general.quantization_version", 2);   /* GGML_QNT_VERSION */
-  gguf_w_u32(w, "general.file_type", ft->ftype);
+  for (uint64_t i = 0; i < slm_gguf_n_kv(f); i++) slm_gguf_w_copy_kv(w, f, slm_gguf_kv_at(f, i));
+  slm_gguf_w_u32(w, "general.quantization_version", 2);   /* GGML_QNT_VERSION */
+  slm_gguf_w_u32(w, "general.file_type", ft->ftype);
 
   struct slm_qmix q;
   slm_qmix_init(&q, ft, pure, (int)n_layer, tied, n_attn_v);
   uint64_t in_bytes = 0, out_bytes = 0;
   for (uint64_t i = 0; i < nt; i++) {
-    const struct gguf_tensor *t = order[i];
+    const struct slm_gguf_tensor *t = order[i];
     char name[1100];
     snprintf(name, sizeof name, "%.*s", (int)t->name.n, t->name.p);
     enum slm_type ot = slm_qmix_choose(&q, name, t->n_dims, t->ne[0], t->type);
     jobs[i] = (struct qjob){ t, ot, row };
-    gguf_w_tensor_fill(w, name, ot, t->n_dims, t->ne, fill_tensor, &jobs[i]);
+    slm_gguf_w_tensor_fill(w, name, ot, t->n_dims, t->ne, fill_tensor, &jobs[i]);
     uint64_t ob = slm_row_size(ot, t->ne[0]) * (uint64_t)(t->ne[1] * t->ne[2] * t->ne[3]);
     in_bytes += t->nbytes;
     out_bytes += ob;
@@ -149,16 +149,16 @@ int slm_quantize_file(const char *in, const char *out, const struct slm_ftype_in
       printf("[%3" PRIu64 "/%3" PRIu64 "] %-32s %-5s -> %-5s %10.2f KiB\n", i + 1, nt, name,
              slm_type_name(t->type), slm_type_name(ot), ob / 1024.0);
   }
-  rc = gguf_writer_write(w, out, err, errlen);
+  rc = slm_gguf_writer_write(w, out, err, errlen);
   if (rc == 0 && verbose)
     printf("%s: %.2f MiB -> %.2f MiB (%s), %d tensors fell back to another type\n", out,
            in_bytes / 1048576.0, out_bytes / 1048576.0, ft->name, q.n_fallback);
-  gguf_writer_free(w);
+  slm_gguf_writer_free(w);
   free(row);
 done:
   free(order);
   free(jobs);
-  gguf_close(f);
+  slm_gguf_close(f);
   return rc;
 }
 

@@ -1,6 +1,6 @@
 /*
  * tokenize.c: `tiergate slm tokenize`, text to token ids like llama.cpp's llama-tokenize. It opens
- * the GGUF and loads only the vocabulary (gguf_open + slm_vocab_load), so it works on the
+ * the GGUF and loads only the vocabulary (slm_gguf_open + slm_vocab_load), so it works on the
  * vocabulary-only files in ../shared/vocab as well as on full models, without mapping weights
  * into a model.
  *
@@ -233,10 +233,10 @@ int slm_tool_tokenize(int argc, char **argv) {
   if (escape && from_cmdline) len = process_escapes(text, len);
 
   char err[512];
-  struct gguf_file *f = NULL;
+  struct slm_gguf_file *f = NULL;
   struct slm_vocab *v = NULL;
   rc = 1;
-  if (gguf_open(model, &f, err, sizeof err)) {
+  if (slm_gguf_open(model, &f, err, sizeof err)) {
     slm_tool_errorf("tokenize", "%s", err);
     goto done;
   }
@@ -284,7 +284,7 @@ int slm_tool_tokenize(int argc, char **argv) {
   rc = fflush(stdout) == 0 ? 0 : 1;
 done:
   slm_vocab_free(v);
-  gguf_close(f);
+  slm_gguf_close(f);
   free(text);
   return rc;
 usage:

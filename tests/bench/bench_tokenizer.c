@@ -79,8 +79,8 @@ static void bench(const char *shared, const char *name, const char *label, const
                   size_t len, int reps) {
   char path[1024], err[256];
   snprintf(path, sizeof path, "%s/vocab/%s", shared, name);
-  struct gguf_file *f;
-  if (gguf_open(path, &f, err, sizeof err)) {
+  struct slm_gguf_file *f;
+  if (slm_gguf_open(path, &f, err, sizeof err)) {
     fprintf(stderr, "%s\n", err);
     return;
   }
@@ -88,7 +88,7 @@ static void bench(const char *shared, const char *name, const char *label, const
   double t0 = now_s();
   if (slm_vocab_load(f, &v, err, sizeof err)) {
     fprintf(stderr, "%s\n", err);
-    gguf_close(f);
+    slm_gguf_close(f);
     return;
   }
   double t_load = now_s() - t0;
@@ -116,7 +116,7 @@ static void bench(const char *shared, const char *name, const char *label, const
   free(back);
   free(toks);
   slm_vocab_free(v);
-  gguf_close(f);
+  slm_gguf_close(f);
 }
 
 int main(int argc, char **argv) {

@@ -1,5 +1,5 @@
 /*
- * fuzz_gguf.c: libFuzzer target for the GGUF reader. Opens the input with gguf_open_mem and, when
+ * fuzz_gguf.c: libFuzzer target for the GGUF reader. Opens the input with slm_gguf_open_mem and, when
  * it opens, touches everything the reader hands out (every kv, every string array element, every
  * tensor's bytes) so a validation gap shows up as an out-of-bounds read under ASan.
  *
@@ -30,31 +30,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t *copy = malloc(size ? size : 1);
   if (!copy) return 0;
   if (size) memcpy(copy, data, size);
-  struct gguf_file *f = NULL;
+  struct slm_gguf_file *f = NULL;
   char err[256];
-  if (gguf_open_mem(copy, size, &f, err, sizeof err) == 0) {
-    for (uint64_t i = 0; i < gguf_n_kv(f); i++) {
-      const struct gguf_kv *kv = gguf_kv_at(f, i);
+  if (slm_gguf_open_mem(copy, size, &f, err, sizeof err) == 0) {
+    for (uint64_t i = 0; i < slm_gguf_n_kv(f); i++) {
+      const struct slm_gguf_kv *kv = slm_gguf_kv_at(f, i);
       touch(kv->key.p, kv->key.n);
       char key[128];
       size_t kn = kv->key.n < sizeof key - 1 ? (size_t)kv->key.n : sizeof key - 1;
       memcpy(key, kv->key.p, kn);
       key[kn] = 0;
-      (void)gguf_find_kv(f, key);
+      (void)slm_gguf_find_kv(f, key);
       uint32_t u;
       int64_t i64;
       float fl;
       bool b;
-      struct gguf_str s;
-      (void)gguf_get_u32(f, key, &u);
-      (void)gguf_get_i64(f, key, &i64);
-      (void)gguf_get_f32(f, key, &fl);
-      (void)gguf_get_bool(f, key, &b);
-      if (gguf_get_str(f, key, &s) == 0) touch(s.p, s.n);
+      struct slm_gguf_str s;
+      (void)slm_gguf_get_u32(f, key, &u);
+      (void)slm_gguf_get_i64(f, key, &i64);
+      (void)slm_gguf_get_f32(f, key, &fl);
+      (void)slm_gguf_get_bool(f, key, &b);
+      if (slm_gguf_get_str(f, key, &s) == 0) touch(s.p, s.n);
       if (kv->type == GGUF_VT_ARRAY) {
         if (kv->arr_type == GGUF_VT_STRING) {
           for (uint64_t j = 0; j < kv->arr_n; j++) {
-            s = gguf_arr_str(f, kv, j);
+            s = slm_gguf_arr_str(f, kv, j);
             touch(s.p, s.n);
           }
         } else if (kv->arr_n) {
@@ -67,12 +67,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
       }
     }
-    for (uint64_t i = 0; i < gguf_n_tensors(f); i++) {
-      const struct gguf_tensor *t = gguf_tensor_at(f, i);
+    for (uint64_t i = 0; i < slm_gguf_n_tensors(f); i++) {
+      const struct slm_gguf_tensor *t = slm_gguf_tensor_at(f, i);
       touch(t->name.p, t->name.n);
       touch(t->data, t->nbytes);
     }
-    gguf_close(f);
+    slm_gguf_close(f);
   }
   free(copy);
   return 0;

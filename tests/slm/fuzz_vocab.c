@@ -1,7 +1,7 @@
 /*
  * fuzz_vocab.c: libFuzzer target for the vocabulary loader, the tokenizers and the chat renderer.
  *
- * An input that starts with "GGUF" is a vocabulary file: it is opened (gguf_open_mem), loaded
+ * An input that starts with "GGUF" is a vocabulary file: it is opened (slm_gguf_open_mem), loaded
  * (slm_vocab_load) and, if it loads, used to tokenize and detokenize a few fixed texts and to
  * render a chat. Any other input is text: it is tokenized with two small vocabularies built once
  * with the GGUF writer (a SentencePiece one with byte fallback and Phi-3's right-strip, and a
@@ -34,7 +34,7 @@ static void fuzz_abort(const char *what) {
 }
 
 int fuzz_vocab_build(int which, void **buf, size_t *len) {
-  struct gguf_writer *w = gguf_writer_new();
+  struct slm_gguf_writer *w = slm_gguf_writer_new();
   char err[256];
   static char storage[600][16];
   const char *toks[600];
@@ -42,8 +42,8 @@ int fuzz_vocab_build(int which, void **buf, size_t *len) {
   int32_t types[600];
   int n = 0;
   if (which == 0) {
-    gguf_w_str(w, "general.name", "phi3-fuzz");   /* turns on the Phi-3 right-strip */
-    gguf_w_str(w, "tokenizer.ggml.model", "llama");
+    slm_gguf_w_str(w, "general.name", "phi3-fuzz");   /* turns on the Phi-3 right-strip */
+    slm_gguf_w_str(w, "tokenizer.ggml.model", "llama");
     const char *head[] = {"<unk>", "<s>", "</s>", "<|user|>", "<|end|>", "<x>", "<x><y>"};
     const int32_t head_t[] = {2, 3, 3, 3, 3, 4, 4};
     for (int i = 0; i < 7; i++, n++) {
@@ -65,13 +65,13 @@ int fuzz_vocab_build(int which, void **buf, size_t *len) {
       types[n] = 1;
       scores[n] = -(float)i;
     }
-    gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, (size_t)n);
-    gguf_w_arr_f32(w, "tokenizer.ggml.scores", scores, (size_t)n);
-    gguf_w_arr_i32(w, "tokenizer.ggml.token_type", types, (size_t)n);
-    gguf_w_str(w, "tokenizer.chat_template", "{{ '<|user|>' }}<|end|><|assistant|>");
+    slm_gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, (size_t)n);
+    slm_gguf_w_arr_f32(w, "tokenizer.ggml.scores", scores, (size_t)n);
+    slm_gguf_w_arr_i32(w, "tokenizer.ggml.token_type", types, (size_t)n);
+    slm_gguf_w_str(w, "tokenizer.chat_template", "{{ '<|user|>' }}<|end|><|assistant|>");
   } else {
-    gguf_w_str(w, "tokenizer.ggml.model", "gpt2");
-    gguf_w_str(w, "tokenizer.ggml.pre", "qwen2");
+    slm_gguf_w_str(w, "tokenizer.ggml.model", "gpt2");
+    slm_gguf_w_str(w, "tokenizer.ggml.pre", "qwen2");
     /* the GPT-2 byte alphabet: one token per byte */
     for (int b = 0; b < 256; b++, n++) {
       uint32_t cp = slm_bpe_byte_cp((uint8_t)b);
@@ -96,21 +96,21 @@ int fuzz_vocab_build(int which, void **buf, size_t *len) {
     }
     const char *merges[] = {"\xc4\xa0 t", "h e", "\xc4\xa0t he", "i n", "in g", "\xc4\xa0 \xc4\xa0",
                             "x y" /* parts that are not tokens */, "xy z"};
-    gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, (size_t)n);
-    gguf_w_arr_i32(w, "tokenizer.ggml.token_type", types, (size_t)n);
-    gguf_w_arr_str(w, "tokenizer.ggml.merges", merges, sizeof merges / sizeof merges[0]);
-    gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(n - 1));
-    gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)(n - 1));
-    gguf_w_str(w, "tokenizer.chat_template", "<|im_start|><think></think>");
+    slm_gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, (size_t)n);
+    slm_gguf_w_arr_i32(w, "tokenizer.ggml.token_type", types, (size_t)n);
+    slm_gguf_w_arr_str(w, "tokenizer.ggml.merges", merges, sizeof merges / sizeof merges[0]);
+    slm_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(n - 1));
+    slm_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)(n - 1));
+    slm_gguf_w_str(w, "tokenizer.chat_template", "<|im_start|><think></think>");
   }
-  int rc = gguf_writer_write_mem(w, buf, len, err, sizeof err);
-  gguf_writer_free(w);
+  int rc = slm_gguf_writer_write_mem(w, buf, len, err, sizeof err);
+  slm_gguf_writer_free(w);
   return rc;
 }
 
 struct fixed {
   void *buf;
-  struct gguf_file *f;
+  struct slm_gguf_file *f;
   struct slm_vocab *v;
 };
 
@@ -122,7 +122,7 @@ static void fixed_init(void) {
     size_t len;
     char err[256];
     if (fuzz_vocab_build(i, &fixed[i].buf, &len) ||
-        gguf_open_mem(fixed[i].buf, len, &fixed[i].f, err, sizeof err) ||
+        slm_gguf_open_mem(fixed[i].buf, len, &fixed[i].f, err, sizeof err) ||
         slm_vocab_load(fixed[i].f, &fixed[i].v, err, sizeof err))
       fuzz_abort("the built-in vocabularies do not load");
   }
@@ -200,10 +200,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size) memcpy(copy, data, size);
   copy[size] = 0;
   if (size >= 4 && !memcmp(copy, "GGUF", 4)) {
-    struct gguf_file *f = NULL;
+    struct slm_gguf_file *f = NULL;
     struct slm_vocab *v = NULL;
     char err[256];
-    if (gguf_open_mem(copy, size, &f, err, sizeof err) == 0 &&
+    if (slm_gguf_open_mem(copy, size, &f, err, sizeof err) == 0 &&
         slm_vocab_load(f, &v, err, sizeof err) == 0) {
       static const char *const texts[] = {"Hello world", " <|im_start|>x\n\n<s>", "\xff\xc3",
                                           "a  b\t\tc 123", ""};
@@ -212,7 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       chat(v, NULL, "hi");
     }
     slm_vocab_free(v);
-    gguf_close(f);
+    slm_gguf_close(f);
   } else {
     fixed_init();
     /* SPM puts a space after a special token (llama.cpp's is_prev_special) and Phi-3 drops the

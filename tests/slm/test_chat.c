@@ -210,10 +210,10 @@ static void test_families(void) {
 
   /* the Phi-3-mini template carried by the Phi-3 vocabulary file */
   {
-    struct gguf_file *f = NULL;
+    struct slm_gguf_file *f = NULL;
     struct slm_vocab *v = NULL;
     char err[256];
-    if (gguf_open(check_shared_path("vocab/ggml-vocab-phi-3.gguf"), &f, err, sizeof err) == 0 &&
+    if (slm_gguf_open(check_shared_path("vocab/ggml-vocab-phi-3.gguf"), &f, err, sizeof err) == 0 &&
         slm_vocab_load(f, &v, err, sizeof err) == 0) {
       const char *pt = slm_vocab_chat_template(v);
       CHECK_STR(slm_chat_family(pt), "phi3-legacy");
@@ -228,7 +228,7 @@ static void test_families(void) {
       CHECK_MSG(0, "phi-3 vocab: %s", err);
     }
     slm_vocab_free(v);
-    gguf_close(f);
+    slm_gguf_close(f);
   }
 
   /* families named directly, and templates reduced to their markers */
@@ -316,14 +316,14 @@ static void test_fallback_and_contract(void) {
 
 /* The rendered prompt tokenizes with <|im_start|>/<|im_end|> as single tokens. */
 static void test_render_then_tokenize(void) {
-  struct gguf_file *f = NULL;
+  struct slm_gguf_file *f = NULL;
   struct slm_vocab *v = NULL;
   char err[256];
-  if (gguf_open(check_shared_path("vocab/ggml-vocab-qwen2-from-qwen3-tokenizer.gguf"), &f, err,
+  if (slm_gguf_open(check_shared_path("vocab/ggml-vocab-qwen2-from-qwen3-tokenizer.gguf"), &f, err,
                 sizeof err) ||
       slm_vocab_load(f, &v, err, sizeof err)) {
     CHECK_MSG(0, "qwen vocab: %s", err);
-    gguf_close(f);
+    slm_gguf_close(f);
     return;
   }
   char buf[1024];
@@ -340,7 +340,7 @@ static void test_render_then_tokenize(void) {
   CHECK_EQ_INT(ends, 4);
   CHECK(k > 0 && t[0] == 151644);   /* Qwen adds no BOS */
   slm_vocab_free(v);
-  gguf_close(f);
+  slm_gguf_close(f);
 }
 
 int main(void) {

@@ -26,7 +26,7 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static bool str_is(struct gguf_str s, const char *z) {
+static bool str_is(struct slm_gguf_str s, const char *z) {
   return s.p && s.n == strlen(z) && memcmp(s.p, z, s.n) == 0;
 }
 
@@ -47,12 +47,12 @@ static char *read_all(const char *path, size_t *len) {
 }
 
 /* Opens a private heap copy of exactly LEN bytes, so ASan sees any read past the end. */
-static int open_copy(const void *p, size_t len, struct gguf_file **f, char *err, size_t errlen,
+static int open_copy(const void *p, size_t len, struct slm_gguf_file **f, char *err, size_t errlen,
                      void **keep) {
   void *c = malloc(len ? len : 1);
   if (len) memcpy(c, p, len);
   *keep = c;
-  return gguf_open_mem(c, len, f, err, errlen);
+  return slm_gguf_open_mem(c, len, f, err, errlen);
 }
 
 /* raw byte builder for hand-made (broken) files */
@@ -104,14 +104,14 @@ static void hb_zeros(struct hb *h, size_t n) {
 /* Expects opening H to fail with CODE and a message containing WANT. */
 #define EXPECT_BAD(h, code, want)                                                          \
   do {                                                                                     \
-    struct gguf_file *f_ = NULL;                                                           \
+    struct slm_gguf_file *f_ = NULL;                                                           \
     char err_[512] = "";                                                                   \
     void *k_;                                                                              \
     int rc_ = open_copy((h)->b, (h)->n, &f_, err_, sizeof err_, &k_);                      \
     CHECK_EQ_INT(rc_, code);                                                               \
     CHECK(f_ == NULL);                                                                     \
     CHECK_MSG(strstr(err_, want) != NULL, "message \"%s\" lacks \"%s\"", err_, want);      \
-    gguf_close(f_);                                                                        \
+    slm_gguf_close(f_);                                                                        \
     free(k_);                                                                              \
   } while (0)
 
@@ -174,72 +174,72 @@ static const struct known knowns[] = {
 static void test_known_files(void) {
   for (size_t i = 0; i < sizeof knowns / sizeof knowns[0]; i++) {
     const struct known *k = &knowns[i];
-    struct gguf_file *f = NULL;
+    struct slm_gguf_file *f = NULL;
     char err[512];
-    int rc = gguf_open(check_shared_path(k->file), &f, err, sizeof err);
+    int rc = slm_gguf_open(check_shared_path(k->file), &f, err, sizeof err);
     CHECK_MSG(rc == 0, "%s: %s", k->file, err);
     if (rc) continue;
-    struct gguf_str arch;
-    CHECK_EQ_INT(gguf_get_str(f, "general.architecture", &arch), 0);
+    struct slm_gguf_str arch;
+    CHECK_EQ_INT(slm_gguf_get_str(f, "general.architecture", &arch), 0);
     CHECK_MSG(str_is(arch, k->arch), "%s: arch", k->file);
-    CHECK_EQ_INT(gguf_version(f), 3);
-    CHECK_EQ_INT(gguf_alignment(f), 32);
-    CHECK_EQ_U64(gguf_n_tensors(f), k->n_tensors);
-    CHECK_EQ_U64(gguf_n_kv(f), k->n_kv);
+    CHECK_EQ_INT(slm_gguf_version(f), 3);
+    CHECK_EQ_INT(slm_gguf_alignment(f), 32);
+    CHECK_EQ_U64(slm_gguf_n_tensors(f), k->n_tensors);
+    CHECK_EQ_U64(slm_gguf_n_kv(f), k->n_kv);
     uint32_t v = 0;
-    CHECK_EQ_INT(gguf_get_u32(f, k->u32_key, &v), 0);
+    CHECK_EQ_INT(slm_gguf_get_u32(f, k->u32_key, &v), 0);
     CHECK_MSG(v == k->u32_val, "%s: %s = %u, want %u", k->file, k->u32_key, v, k->u32_val);
     if (k->tensor) {
-      const struct gguf_tensor *t = gguf_find_tensor(f, k->tensor);
+      const struct slm_gguf_tensor *t = slm_gguf_find_tensor(f, k->tensor);
       CHECK_MSG(t != NULL, "%s: no tensor %s", k->file, k->tensor);
       if (t) {
         CHECK_MSG(t->type == k->type, "%s: %s type %s", k->file, k->tensor, slm_type_name(t->type));
         CHECK_EQ_INT(t->ne[0], k->ne0);
         CHECK_EQ_INT(t->ne[1], k->ne1);
         CHECK_EQ_U64(t->nbytes, slm_row_size(t->type, t->ne[0]) * (uint64_t)t->ne[1]);
-        CHECK(((uintptr_t)t->data - (uintptr_t)gguf_base(f)) % 32 == 0);
+        CHECK(((uintptr_t)t->data - (uintptr_t)slm_gguf_base(f)) % 32 == 0);
         CHECK(str_is(t->name, k->tensor));
       }
-      CHECK(gguf_find_tensor(f, "no.such.tensor") == NULL);
+      CHECK(slm_gguf_find_tensor(f, "no.such.tensor") == NULL);
     }
     /* every tensor lies inside the data section */
-    for (uint64_t j = 0; j < gguf_n_tensors(f); j++) {
-      const struct gguf_tensor *t = gguf_tensor_at(f, j);
-      CHECK(gguf_data_offset(f) + t->offset + t->nbytes <= gguf_file_size(f));
-      CHECK(gguf_find_tensor(f, "") == NULL);
+    for (uint64_t j = 0; j < slm_gguf_n_tensors(f); j++) {
+      const struct slm_gguf_tensor *t = slm_gguf_tensor_at(f, j);
+      CHECK(slm_gguf_data_offset(f) + t->offset + t->nbytes <= slm_gguf_file_size(f));
+      CHECK(slm_gguf_find_tensor(f, "") == NULL);
     }
-    CHECK(gguf_tensor_at(f, gguf_n_tensors(f)) == NULL);
-    CHECK(gguf_kv_at(f, gguf_n_kv(f)) == NULL);
-    gguf_close(f);
+    CHECK(slm_gguf_tensor_at(f, slm_gguf_n_tensors(f)) == NULL);
+    CHECK(slm_gguf_kv_at(f, slm_gguf_n_kv(f)) == NULL);
+    slm_gguf_close(f);
   }
 
   /* specific values: floats, strings, string arrays, bools, typed getter errors */
-  struct gguf_file *f = NULL;
+  struct slm_gguf_file *f = NULL;
   char err[512];
-  CHECK_EQ_INT(gguf_open(check_shared_path("vocab/ggml-vocab-qwen2-from-qwen3-tokenizer.gguf"), &f,
+  CHECK_EQ_INT(slm_gguf_open(check_shared_path("vocab/ggml-vocab-qwen2-from-qwen3-tokenizer.gguf"), &f,
                          err, sizeof err), 0);
   if (f) {
     float eps = 0, theta = 0;
-    CHECK_EQ_INT(gguf_get_f32(f, "qwen2.attention.layer_norm_rms_epsilon", &eps), 0);
+    CHECK_EQ_INT(slm_gguf_get_f32(f, "qwen2.attention.layer_norm_rms_epsilon", &eps), 0);
     CHECK_NEAR(eps, 1e-6, 1e-12);
-    CHECK_EQ_INT(gguf_get_f32(f, "qwen2.rope.freq_base", &theta), 0);
+    CHECK_EQ_INT(slm_gguf_get_f32(f, "qwen2.rope.freq_base", &theta), 0);
     CHECK_NEAR(theta, 1e6, 0);
     bool b = true;
-    CHECK_EQ_INT(gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b), 0);
+    CHECK_EQ_INT(slm_gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b), 0);
     CHECK(!b);
-    struct gguf_str s;
-    CHECK_EQ_INT(gguf_get_str(f, "tokenizer.ggml.pre", &s), 0);
+    struct slm_gguf_str s;
+    CHECK_EQ_INT(slm_gguf_get_str(f, "tokenizer.ggml.pre", &s), 0);
     CHECK(str_is(s, "qwen2"));
-    const struct gguf_kv *tok = gguf_find_kv(f, "tokenizer.ggml.tokens");
+    const struct slm_gguf_kv *tok = slm_gguf_find_kv(f, "tokenizer.ggml.tokens");
     CHECK(tok && tok->type == GGUF_VT_ARRAY && tok->arr_type == GGUF_VT_STRING);
     if (tok) {
       CHECK_EQ_U64(tok->arr_n, 151936);
-      CHECK(str_is(gguf_arr_str(f, tok, 151643), "<|endoftext|>"));
-      CHECK(str_is(gguf_arr_str(f, tok, 151935), "[PAD151935]"));
-      CHECK(str_is(gguf_arr_str(f, tok, 0), "!"));
-      CHECK(gguf_arr_str(f, tok, 151936).p == NULL);   /* out of range */
+      CHECK(str_is(slm_gguf_arr_str(f, tok, 151643), "<|endoftext|>"));
+      CHECK(str_is(slm_gguf_arr_str(f, tok, 151935), "[PAD151935]"));
+      CHECK(str_is(slm_gguf_arr_str(f, tok, 0), "!"));
+      CHECK(slm_gguf_arr_str(f, tok, 151936).p == NULL);   /* out of range */
     }
-    const struct gguf_kv *tt = gguf_find_kv(f, "tokenizer.ggml.token_type");
+    const struct slm_gguf_kv *tt = slm_gguf_find_kv(f, "tokenizer.ggml.token_type");
     CHECK(tt && tt->arr_type == GGUF_VT_INT32 && tt->arr_n == 151936);
     if (tt) {
       int32_t t0, tend;
@@ -247,32 +247,32 @@ static void test_known_files(void) {
       memcpy(&tend, tt->arr_data + 4 * 151643, 4);
       CHECK_EQ_INT(t0, 1);      /* normal */
       CHECK_EQ_INT(tend, 3);    /* control */
-      CHECK(gguf_arr_str(f, tt, 0).p == NULL);   /* not a string array */
+      CHECK(slm_gguf_arr_str(f, tt, 0).p == NULL);   /* not a string array */
     }
     /* getter type rules */
     uint32_t u;
     int64_t i64;
-    CHECK_EQ_INT(gguf_get_u32(f, "tokenizer.ggml.pre", &u), -EINVAL);
-    CHECK_EQ_INT(gguf_get_u32(f, "no.such.key", &u), -ENOENT);
-    CHECK_EQ_INT(gguf_get_i64(f, "qwen2.block_count", &i64), 0);
+    CHECK_EQ_INT(slm_gguf_get_u32(f, "tokenizer.ggml.pre", &u), -EINVAL);
+    CHECK_EQ_INT(slm_gguf_get_u32(f, "no.such.key", &u), -ENOENT);
+    CHECK_EQ_INT(slm_gguf_get_i64(f, "qwen2.block_count", &i64), 0);
     CHECK_EQ_INT(i64, 24);
-    CHECK_EQ_INT(gguf_get_f32(f, "qwen2.block_count", &eps), -EINVAL);
-    CHECK_EQ_INT(gguf_get_bool(f, "qwen2.block_count", &b), -EINVAL);
-    CHECK_EQ_INT(gguf_get_str(f, "qwen2.block_count", &s), -EINVAL);
-    gguf_close(f);
+    CHECK_EQ_INT(slm_gguf_get_f32(f, "qwen2.block_count", &eps), -EINVAL);
+    CHECK_EQ_INT(slm_gguf_get_bool(f, "qwen2.block_count", &b), -EINVAL);
+    CHECK_EQ_INT(slm_gguf_get_str(f, "qwen2.block_count", &s), -EINVAL);
+    slm_gguf_close(f);
   }
   f = NULL;
-  CHECK_EQ_INT(gguf_open(check_shared_path("models/stories260K.gguf"), &f, err, sizeof err), 0);
+  CHECK_EQ_INT(slm_gguf_open(check_shared_path("models/stories260K.gguf"), &f, err, sizeof err), 0);
   if (f) {
-    const struct gguf_kv *sc = gguf_find_kv(f, "tokenizer.ggml.scores");
+    const struct slm_gguf_kv *sc = slm_gguf_find_kv(f, "tokenizer.ggml.scores");
     CHECK(sc && sc->arr_type == GGUF_VT_FLOAT32 && sc->arr_n == 512);
     uint32_t pad = 0;
-    CHECK_EQ_INT(gguf_get_u32(f, "tokenizer.ggml.padding_token_id", &pad), 0);
+    CHECK_EQ_INT(slm_gguf_get_u32(f, "tokenizer.ggml.padding_token_id", &pad), 0);
     CHECK_EQ_U64(pad, 4294967295u);
     int64_t p64 = 0;
-    CHECK_EQ_INT(gguf_get_i64(f, "tokenizer.ggml.padding_token_id", &p64), 0);
+    CHECK_EQ_INT(slm_gguf_get_i64(f, "tokenizer.ggml.padding_token_id", &p64), 0);
     CHECK_EQ_INT(p64, 4294967295ll);
-    gguf_close(f);
+    slm_gguf_close(f);
   }
 
   /* every file in both folders opens */
@@ -288,11 +288,11 @@ static void test_known_files(void) {
       if (nl < 5 || strcmp(de->d_name + nl - 5, ".gguf")) continue;
       char rel[512];
       snprintf(rel, sizeof rel, "%s/%s", dirs[d], de->d_name);
-      struct gguf_file *g = NULL;
-      int rc = gguf_open(check_shared_path(rel), &g, err, sizeof err);
+      struct slm_gguf_file *g = NULL;
+      int rc = slm_gguf_open(check_shared_path(rel), &g, err, sizeof err);
       CHECK_MSG(rc == 0, "%s: %s", rel, err);
       n_opened += rc == 0;
-      gguf_close(g);
+      slm_gguf_close(g);
     }
     closedir(dp);
   }
@@ -300,10 +300,10 @@ static void test_known_files(void) {
 
   /* errors from the file system */
   f = NULL;
-  CHECK_EQ_INT(gguf_open("/nonexistent/x.gguf", &f, err, sizeof err), -ENOENT);
+  CHECK_EQ_INT(slm_gguf_open("/nonexistent/x.gguf", &f, err, sizeof err), -ENOENT);
   CHECK(strstr(err, "/nonexistent/x.gguf") != NULL);
-  CHECK_EQ_INT(gguf_open(check_shared_path("models"), &f, err, sizeof err), -EINVAL);
-  CHECK_EQ_INT(gguf_open(check_shared_path("models/README.md"), &f, err, sizeof err), -EINVAL);
+  CHECK_EQ_INT(slm_gguf_open(check_shared_path("models"), &f, err, sizeof err), -EINVAL);
+  CHECK_EQ_INT(slm_gguf_open(check_shared_path("models/README.md"), &f, err, sizeof err), -EINVAL);
   CHECK(strstr(err, "not a GGUF file") != NULL);
 }
 
@@ -311,303 +311,303 @@ static void test_known_files(void) {
 
 /* A small file holding every value type, arrays of each element type and tensors of several types
  * (the last tensor's size a multiple of 32 so the file ends exactly at its data). */
-static struct gguf_writer *build_all_types(uint8_t *tdata, size_t tcap) {
-  struct gguf_writer *w = gguf_writer_new();
-  gguf_w_str(w, "general.architecture", "llama");
-  gguf_w_u8(w, "t.u8", 200);
-  gguf_w_i8(w, "t.i8", -100);
-  gguf_w_u16(w, "t.u16", 60000);
-  gguf_w_i16(w, "t.i16", -30000);
-  gguf_w_u32(w, "t.u32", 4000000000u);
-  gguf_w_i32(w, "t.i32", -2000000000);
-  gguf_w_f32(w, "t.f32", 0.15625f);
-  gguf_w_bool(w, "t.bool", true);
-  gguf_w_strn(w, "t.str_nul", "a\0b", 3);
-  gguf_w_u64(w, "t.u64", 18000000000000000000ull);
-  gguf_w_i64(w, "t.i64", -9000000000000000000ll);
-  gguf_w_f64(w, "t.f64", 3.141592653589793);
+static struct slm_gguf_writer *build_all_types(uint8_t *tdata, size_t tcap) {
+  struct slm_gguf_writer *w = slm_gguf_writer_new();
+  slm_gguf_w_str(w, "general.architecture", "llama");
+  slm_gguf_w_u8(w, "t.u8", 200);
+  slm_gguf_w_i8(w, "t.i8", -100);
+  slm_gguf_w_u16(w, "t.u16", 60000);
+  slm_gguf_w_i16(w, "t.i16", -30000);
+  slm_gguf_w_u32(w, "t.u32", 4000000000u);
+  slm_gguf_w_i32(w, "t.i32", -2000000000);
+  slm_gguf_w_f32(w, "t.f32", 0.15625f);
+  slm_gguf_w_bool(w, "t.bool", true);
+  slm_gguf_w_strn(w, "t.str_nul", "a\0b", 3);
+  slm_gguf_w_u64(w, "t.u64", 18000000000000000000ull);
+  slm_gguf_w_i64(w, "t.i64", -9000000000000000000ll);
+  slm_gguf_w_f64(w, "t.f64", 3.141592653589793);
   const char *strs[] = { "", "hello", "\xc3\xa9t\xc3\xa9" };
-  gguf_w_arr_str(w, "t.arr_str", strs, 3);
+  slm_gguf_w_arr_str(w, "t.arr_str", strs, 3);
   const float fl[] = { 1.5f, -2.25f };
-  gguf_w_arr_f32(w, "t.arr_f32", fl, 2);
+  slm_gguf_w_arr_f32(w, "t.arr_f32", fl, 2);
   const int32_t i32[] = { -1, 7, 123456 };
-  gguf_w_arr_i32(w, "t.arr_i32", i32, 3);
+  slm_gguf_w_arr_i32(w, "t.arr_i32", i32, 3);
   const uint8_t u8[] = { 1, 2, 255 };
-  gguf_w_arr(w, "t.arr_u8", GGUF_VT_UINT8, u8, 3);
+  slm_gguf_w_arr(w, "t.arr_u8", GGUF_VT_UINT8, u8, 3);
   const uint8_t bo[] = { 1, 0 };
-  gguf_w_arr(w, "t.arr_bool", GGUF_VT_BOOL, bo, 2);
+  slm_gguf_w_arr(w, "t.arr_bool", GGUF_VT_BOOL, bo, 2);
   const int16_t i16[] = { -5 };
-  gguf_w_arr(w, "t.arr_i16", GGUF_VT_INT16, i16, 1);
+  slm_gguf_w_arr(w, "t.arr_i16", GGUF_VT_INT16, i16, 1);
   const uint64_t u64[] = { 1ull << 40 };
-  gguf_w_arr(w, "t.arr_u64", GGUF_VT_UINT64, u64, 1);
+  slm_gguf_w_arr(w, "t.arr_u64", GGUF_VT_UINT64, u64, 1);
   const double f64[] = { -0.5, 1e300 };
-  gguf_w_arr(w, "t.arr_f64", GGUF_VT_FLOAT64, f64, 2);
-  gguf_w_arr(w, "t.arr_empty", GGUF_VT_INT8, NULL, 0);
-  gguf_w_u32(w, "t.replaced", 1);
-  gguf_w_u32(w, "t.replaced", 2);   /* replaces in place */
+  slm_gguf_w_arr(w, "t.arr_f64", GGUF_VT_FLOAT64, f64, 2);
+  slm_gguf_w_arr(w, "t.arr_empty", GGUF_VT_INT8, NULL, 0);
+  slm_gguf_w_u32(w, "t.replaced", 1);
+  slm_gguf_w_u32(w, "t.replaced", 2);   /* replaces in place */
 
   for (size_t i = 0; i < tcap; i++) tdata[i] = (uint8_t)(i * 31 + 7);
   int64_t ne1[] = { 5 };                 /* 20 bytes F32: padded to 32 */
-  gguf_w_tensor(w, "a.f32", SLM_TYPE_F32, 1, ne1, tdata);
+  slm_gguf_w_tensor(w, "a.f32", SLM_TYPE_F32, 1, ne1, tdata);
   int64_t ne2[] = { 32, 3 };             /* 3 rows of one q8_0 block: 102 bytes */
-  gguf_w_tensor(w, "b.q8_0", SLM_TYPE_Q8_0, 2, ne2, tdata + 32);
+  slm_gguf_w_tensor(w, "b.q8_0", SLM_TYPE_Q8_0, 2, ne2, tdata + 32);
   int64_t ne3[] = { 256, 1, 2 };         /* 2 x q4_K: 288 bytes */
-  gguf_w_tensor(w, "c.q4_k", SLM_TYPE_Q4_K, 3, ne3, tdata + 160);
+  slm_gguf_w_tensor(w, "c.q4_k", SLM_TYPE_Q4_K, 3, ne3, tdata + 160);
   int64_t ne4[] = { 16, 1, 1, 2 };       /* 32 F16 = 64 bytes: ends the file */
-  gguf_w_tensor(w, "d.f16", SLM_TYPE_F16, 4, ne4, tdata + 500);
+  slm_gguf_w_tensor(w, "d.f16", SLM_TYPE_F16, 4, ne4, tdata + 500);
   return w;
 }
 
-static void check_all_types(const struct gguf_file *f, const uint8_t *tdata) {
-  const struct gguf_kv *kv;
-  CHECK_EQ_U64(gguf_n_kv(f), 23);
-  CHECK_EQ_INT(gguf_version(f), 3);
-  kv = gguf_find_kv(f, "t.u8");
+static void check_all_types(const struct slm_gguf_file *f, const uint8_t *tdata) {
+  const struct slm_gguf_kv *kv;
+  CHECK_EQ_U64(slm_gguf_n_kv(f), 23);
+  CHECK_EQ_INT(slm_gguf_version(f), 3);
+  kv = slm_gguf_find_kv(f, "t.u8");
   CHECK(kv && kv->type == GGUF_VT_UINT8 && kv->v.u64 == 200);
-  kv = gguf_find_kv(f, "t.i8");
+  kv = slm_gguf_find_kv(f, "t.i8");
   CHECK(kv && kv->type == GGUF_VT_INT8 && kv->v.i64 == -100);
-  kv = gguf_find_kv(f, "t.u16");
+  kv = slm_gguf_find_kv(f, "t.u16");
   CHECK(kv && kv->type == GGUF_VT_UINT16 && kv->v.u64 == 60000);
-  kv = gguf_find_kv(f, "t.i16");
+  kv = slm_gguf_find_kv(f, "t.i16");
   CHECK(kv && kv->type == GGUF_VT_INT16 && kv->v.i64 == -30000);
-  kv = gguf_find_kv(f, "t.u32");
+  kv = slm_gguf_find_kv(f, "t.u32");
   CHECK(kv && kv->type == GGUF_VT_UINT32 && kv->v.u64 == 4000000000u);
-  kv = gguf_find_kv(f, "t.i32");
+  kv = slm_gguf_find_kv(f, "t.i32");
   CHECK(kv && kv->type == GGUF_VT_INT32 && kv->v.i64 == -2000000000);
-  kv = gguf_find_kv(f, "t.f32");
+  kv = slm_gguf_find_kv(f, "t.f32");
   CHECK(kv && kv->type == GGUF_VT_FLOAT32 && kv->v.f64 == 0.15625);
-  kv = gguf_find_kv(f, "t.bool");
+  kv = slm_gguf_find_kv(f, "t.bool");
   CHECK(kv && kv->type == GGUF_VT_BOOL && kv->v.b);
-  kv = gguf_find_kv(f, "t.str_nul");
+  kv = slm_gguf_find_kv(f, "t.str_nul");
   CHECK(kv && kv->type == GGUF_VT_STRING && kv->v.str.n == 3 && !memcmp(kv->v.str.p, "a\0b", 3));
-  kv = gguf_find_kv(f, "t.u64");
+  kv = slm_gguf_find_kv(f, "t.u64");
   CHECK(kv && kv->type == GGUF_VT_UINT64 && kv->v.u64 == 18000000000000000000ull);
-  kv = gguf_find_kv(f, "t.i64");
+  kv = slm_gguf_find_kv(f, "t.i64");
   CHECK(kv && kv->type == GGUF_VT_INT64 && kv->v.i64 == -9000000000000000000ll);
-  kv = gguf_find_kv(f, "t.f64");
+  kv = slm_gguf_find_kv(f, "t.f64");
   CHECK(kv && kv->type == GGUF_VT_FLOAT64 && kv->v.f64 == 3.141592653589793);
-  kv = gguf_find_kv(f, "t.arr_str");
+  kv = slm_gguf_find_kv(f, "t.arr_str");
   CHECK(kv && kv->type == GGUF_VT_ARRAY && kv->arr_type == GGUF_VT_STRING && kv->arr_n == 3);
   if (kv) {
-    CHECK(gguf_arr_str(f, kv, 0).n == 0 && gguf_arr_str(f, kv, 0).p != NULL);
-    CHECK(str_is(gguf_arr_str(f, kv, 1), "hello"));
-    CHECK(str_is(gguf_arr_str(f, kv, 2), "\xc3\xa9t\xc3\xa9"));
+    CHECK(slm_gguf_arr_str(f, kv, 0).n == 0 && slm_gguf_arr_str(f, kv, 0).p != NULL);
+    CHECK(str_is(slm_gguf_arr_str(f, kv, 1), "hello"));
+    CHECK(str_is(slm_gguf_arr_str(f, kv, 2), "\xc3\xa9t\xc3\xa9"));
   }
-  kv = gguf_find_kv(f, "t.arr_f32");
+  kv = slm_gguf_find_kv(f, "t.arr_f32");
   CHECK(kv && kv->arr_type == GGUF_VT_FLOAT32 && kv->arr_n == 2);
   if (kv) {
     float x[2];
     memcpy(x, kv->arr_data, 8);
     CHECK(x[0] == 1.5f && x[1] == -2.25f);
   }
-  kv = gguf_find_kv(f, "t.arr_i32");
+  kv = slm_gguf_find_kv(f, "t.arr_i32");
   CHECK(kv && kv->arr_type == GGUF_VT_INT32 && kv->arr_n == 3);
   if (kv) {
     int32_t x[3];
     memcpy(x, kv->arr_data, 12);
     CHECK(x[0] == -1 && x[1] == 7 && x[2] == 123456);
   }
-  kv = gguf_find_kv(f, "t.arr_u8");
+  kv = slm_gguf_find_kv(f, "t.arr_u8");
   CHECK(kv && kv->arr_type == GGUF_VT_UINT8 && kv->arr_n == 3 && kv->arr_data[2] == 255);
-  kv = gguf_find_kv(f, "t.arr_bool");
+  kv = slm_gguf_find_kv(f, "t.arr_bool");
   CHECK(kv && kv->arr_type == GGUF_VT_BOOL && kv->arr_n == 2 && kv->arr_data[0] == 1);
-  kv = gguf_find_kv(f, "t.arr_i16");
+  kv = slm_gguf_find_kv(f, "t.arr_i16");
   CHECK(kv && kv->arr_type == GGUF_VT_INT16 && kv->arr_n == 1);
-  kv = gguf_find_kv(f, "t.arr_u64");
+  kv = slm_gguf_find_kv(f, "t.arr_u64");
   if (kv) {
     uint64_t x;
     memcpy(&x, kv->arr_data, 8);
     CHECK(kv->arr_type == GGUF_VT_UINT64 && x == 1ull << 40);
   }
-  kv = gguf_find_kv(f, "t.arr_f64");
+  kv = slm_gguf_find_kv(f, "t.arr_f64");
   if (kv) {
     double x[2];
     memcpy(x, kv->arr_data, 16);
     CHECK(kv->arr_type == GGUF_VT_FLOAT64 && x[0] == -0.5 && x[1] == 1e300);
   }
-  kv = gguf_find_kv(f, "t.arr_empty");
+  kv = slm_gguf_find_kv(f, "t.arr_empty");
   CHECK(kv && kv->arr_type == GGUF_VT_INT8 && kv->arr_n == 0);
   uint32_t u = 0;
-  CHECK_EQ_INT(gguf_get_u32(f, "t.replaced", &u), 0);
+  CHECK_EQ_INT(slm_gguf_get_u32(f, "t.replaced", &u), 0);
   CHECK_EQ_INT(u, 2);
   /* insertion order: the replaced key keeps its first slot */
-  CHECK(str_is(gguf_kv_at(f, 0)->key, "general.architecture"));
-  CHECK(str_is(gguf_kv_at(f, 22)->key, "t.replaced"));
-  CHECK(str_is(gguf_kv_at(f, 13)->key, "t.arr_str"));
+  CHECK(str_is(slm_gguf_kv_at(f, 0)->key, "general.architecture"));
+  CHECK(str_is(slm_gguf_kv_at(f, 22)->key, "t.replaced"));
+  CHECK(str_is(slm_gguf_kv_at(f, 13)->key, "t.arr_str"));
 
   /* typed getters across integer types */
-  CHECK_EQ_INT(gguf_get_u32(f, "t.u8", &u), 0);
+  CHECK_EQ_INT(slm_gguf_get_u32(f, "t.u8", &u), 0);
   CHECK_EQ_INT(u, 200);
-  CHECK_EQ_INT(gguf_get_u32(f, "t.i8", &u), -EINVAL);    /* negative */
-  CHECK_EQ_INT(gguf_get_u32(f, "t.u64", &u), -EINVAL);   /* too big */
+  CHECK_EQ_INT(slm_gguf_get_u32(f, "t.i8", &u), -EINVAL);    /* negative */
+  CHECK_EQ_INT(slm_gguf_get_u32(f, "t.u64", &u), -EINVAL);   /* too big */
   int64_t i64 = 0;
-  CHECK_EQ_INT(gguf_get_i64(f, "t.i16", &i64), 0);
+  CHECK_EQ_INT(slm_gguf_get_i64(f, "t.i16", &i64), 0);
   CHECK_EQ_INT(i64, -30000);
-  CHECK_EQ_INT(gguf_get_i64(f, "t.u64", &i64), -EINVAL);  /* > INT64_MAX */
+  CHECK_EQ_INT(slm_gguf_get_i64(f, "t.u64", &i64), -EINVAL);  /* > INT64_MAX */
   float fv = 0;
-  CHECK_EQ_INT(gguf_get_f32(f, "t.f64", &fv), 0);
+  CHECK_EQ_INT(slm_gguf_get_f32(f, "t.f64", &fv), 0);
   CHECK_NEAR(fv, 3.14159265f, 1e-6);
 
-  CHECK_EQ_U64(gguf_n_tensors(f), 4);
+  CHECK_EQ_U64(slm_gguf_n_tensors(f), 4);
   const char *names[] = { "a.f32", "b.q8_0", "c.q4_k", "d.f16" };
   const enum slm_type types[] = { SLM_TYPE_F32, SLM_TYPE_Q8_0, SLM_TYPE_Q4_K, SLM_TYPE_F16 };
   const uint64_t nbytes[] = { 20, 102, 288, 64 };
   const uint64_t offs[] = { 0, 32, 160, 448 };
   const size_t srcs[] = { 0, 32, 160, 500 };
   for (int i = 0; i < 4; i++) {
-    const struct gguf_tensor *t = gguf_tensor_at(f, (uint64_t)i);
+    const struct slm_gguf_tensor *t = slm_gguf_tensor_at(f, (uint64_t)i);
     CHECK(t && str_is(t->name, names[i]));
     if (!t) continue;
-    CHECK(gguf_find_tensor(f, names[i]) == t);
+    CHECK(slm_gguf_find_tensor(f, names[i]) == t);
     CHECK_EQ_INT(t->type, types[i]);
     CHECK_EQ_INT(t->n_dims, (uint32_t)i + 1);
     CHECK_EQ_U64(t->nbytes, nbytes[i]);
     CHECK_EQ_U64(t->offset, offs[i]);
     CHECK(memcmp(t->data, tdata + srcs[i], (size_t)t->nbytes) == 0);
   }
-  const struct gguf_tensor *t = gguf_find_tensor(f, "c.q4_k");
+  const struct slm_gguf_tensor *t = slm_gguf_find_tensor(f, "c.q4_k");
   CHECK(t && t->ne[0] == 256 && t->ne[1] == 1 && t->ne[2] == 2 && t->ne[3] == 1);
 }
 
 static void test_round_trip(void) {
   static uint8_t tdata[1024];
-  struct gguf_writer *w = build_all_types(tdata, sizeof tdata);
+  struct slm_gguf_writer *w = build_all_types(tdata, sizeof tdata);
   void *buf = NULL;
   size_t len = 0;
   char err[512];
-  CHECK_EQ_INT(gguf_writer_write_mem(w, &buf, &len, err, sizeof err), 0);
-  struct gguf_file *f = NULL;
-  CHECK_EQ_INT(gguf_open_mem(buf, len, &f, err, sizeof err), 0);
+  CHECK_EQ_INT(slm_gguf_writer_write_mem(w, &buf, &len, err, sizeof err), 0);
+  struct slm_gguf_file *f = NULL;
+  CHECK_EQ_INT(slm_gguf_open_mem(buf, len, &f, err, sizeof err), 0);
   if (f) {
-    CHECK_EQ_U64(gguf_file_size(f), len);
-    CHECK_EQ_U64(gguf_data_offset(f) + 448 + 64, len);   /* no trailing padding */
+    CHECK_EQ_U64(slm_gguf_file_size(f), len);
+    CHECK_EQ_U64(slm_gguf_data_offset(f) + 448 + 64, len);   /* no trailing padding */
     check_all_types(f, tdata);
-    gguf_close(f);
+    slm_gguf_close(f);
   }
 
   /* through a file, and the file equals the memory image */
   char path[256];
   snprintf(path, sizeof path, "/tmp/test_gguf_%d.gguf", (int)getpid());
-  CHECK_EQ_INT(gguf_writer_write(w, path, err, sizeof err), 0);
+  CHECK_EQ_INT(slm_gguf_writer_write(w, path, err, sizeof err), 0);
   f = NULL;
-  CHECK_EQ_INT(gguf_open(path, &f, err, sizeof err), 0);
+  CHECK_EQ_INT(slm_gguf_open(path, &f, err, sizeof err), 0);
   if (f) {
     check_all_types(f, tdata);
-    gguf_close(f);
+    slm_gguf_close(f);
   }
   size_t flen = 0;
   char *fb = read_all(path, &flen);
   CHECK(fb && flen == len && memcmp(fb, buf, len) == 0);
   free(fb);
   unlink(path);
-  gguf_writer_free(w);
+  slm_gguf_writer_free(w);
 
   /* general.alignment from the kvs */
-  w = gguf_writer_new();
-  gguf_w_u32(w, "general.alignment", 64);
+  w = slm_gguf_writer_new();
+  slm_gguf_w_u32(w, "general.alignment", 64);
   int64_t ne[] = { 3 };
   float x[3] = { 1, 2, 3 };
-  gguf_w_tensor(w, "x", SLM_TYPE_F32, 1, ne, x);
-  gguf_w_tensor(w, "y", SLM_TYPE_F32, 1, ne, x);
+  slm_gguf_w_tensor(w, "x", SLM_TYPE_F32, 1, ne, x);
+  slm_gguf_w_tensor(w, "y", SLM_TYPE_F32, 1, ne, x);
   void *b2 = NULL;
   size_t l2 = 0;
-  CHECK_EQ_INT(gguf_writer_write_mem(w, &b2, &l2, err, sizeof err), 0);
+  CHECK_EQ_INT(slm_gguf_writer_write_mem(w, &b2, &l2, err, sizeof err), 0);
   f = NULL;
-  CHECK_EQ_INT(gguf_open_mem(b2, l2, &f, err, sizeof err), 0);
+  CHECK_EQ_INT(slm_gguf_open_mem(b2, l2, &f, err, sizeof err), 0);
   if (f) {
-    CHECK_EQ_INT(gguf_alignment(f), 64);
-    CHECK_EQ_U64(gguf_data_offset(f) % 64, 0);
-    CHECK_EQ_U64(gguf_find_tensor(f, "y")->offset, 64);
-    gguf_close(f);
+    CHECK_EQ_INT(slm_gguf_alignment(f), 64);
+    CHECK_EQ_U64(slm_gguf_data_offset(f) % 64, 0);
+    CHECK_EQ_U64(slm_gguf_find_tensor(f, "y")->offset, 64);
+    slm_gguf_close(f);
   }
   free(b2);
-  gguf_writer_free(w);
+  slm_gguf_writer_free(w);
 
   /* writer errors surface at write time */
-  w = gguf_writer_new();
-  gguf_w_u32(w, "general.alignment", 48);
-  CHECK_EQ_INT(gguf_writer_write_mem(w, &b2, &l2, err, sizeof err), -EINVAL);
+  w = slm_gguf_writer_new();
+  slm_gguf_w_u32(w, "general.alignment", 48);
+  CHECK_EQ_INT(slm_gguf_writer_write_mem(w, &b2, &l2, err, sizeof err), -EINVAL);
   CHECK(strstr(err, "alignment") != NULL);
-  gguf_writer_free(w);
-  w = gguf_writer_new();
+  slm_gguf_writer_free(w);
+  w = slm_gguf_writer_new();
   int64_t bad[] = { 33 };
-  gguf_w_tensor(w, "q", SLM_TYPE_Q8_0, 1, bad, x);
-  CHECK_EQ_INT(gguf_writer_write_mem(w, &b2, &l2, err, sizeof err), -EINVAL);
+  slm_gguf_w_tensor(w, "q", SLM_TYPE_Q8_0, 1, bad, x);
+  CHECK_EQ_INT(slm_gguf_writer_write_mem(w, &b2, &l2, err, sizeof err), -EINVAL);
   CHECK(strstr(err, "multiple") != NULL);
-  gguf_writer_free(w);
-  w = gguf_writer_new();
-  gguf_w_tensor(w, "x", SLM_TYPE_F32, 1, ne, x);
-  gguf_w_tensor(w, "x", SLM_TYPE_F32, 1, ne, x);
-  CHECK_EQ_INT(gguf_writer_write(w, "/tmp/never-written.gguf", err, sizeof err), -EINVAL);
+  slm_gguf_writer_free(w);
+  w = slm_gguf_writer_new();
+  slm_gguf_w_tensor(w, "x", SLM_TYPE_F32, 1, ne, x);
+  slm_gguf_w_tensor(w, "x", SLM_TYPE_F32, 1, ne, x);
+  CHECK_EQ_INT(slm_gguf_writer_write(w, "/tmp/never-written.gguf", err, sizeof err), -EINVAL);
   CHECK(strstr(err, "duplicate") != NULL);
   CHECK(access("/tmp/never-written.gguf", F_OK) != 0);
-  gguf_writer_free(w);
-  w = gguf_writer_new();
-  CHECK_EQ_INT(gguf_writer_write(w, "/nonexistent-dir/x.gguf", err, sizeof err), -ENOENT);
-  gguf_writer_free(w);
+  slm_gguf_writer_free(w);
+  w = slm_gguf_writer_new();
+  CHECK_EQ_INT(slm_gguf_writer_write(w, "/nonexistent-dir/x.gguf", err, sizeof err), -ENOENT);
+  slm_gguf_writer_free(w);
   free(buf);
 }
 
 /* Copy a llama.cpp-written file kv by kv and tensor by tensor: the bytes must be identical, which
  * pins our writer's layout to llama.cpp's. */
 static void test_copy_identical(const char *rel) {
-  struct gguf_file *f = NULL;
+  struct slm_gguf_file *f = NULL;
   char err[512];
-  CHECK_EQ_INT(gguf_open(check_shared_path(rel), &f, err, sizeof err), 0);
+  CHECK_EQ_INT(slm_gguf_open(check_shared_path(rel), &f, err, sizeof err), 0);
   if (!f) return;
-  struct gguf_writer *w = gguf_writer_new();
-  for (uint64_t i = 0; i < gguf_n_kv(f); i++) gguf_w_copy_kv(w, f, gguf_kv_at(f, i));
-  for (uint64_t i = 0; i < gguf_n_tensors(f); i++) {
-    const struct gguf_tensor *t = gguf_tensor_at(f, i);
+  struct slm_gguf_writer *w = slm_gguf_writer_new();
+  for (uint64_t i = 0; i < slm_gguf_n_kv(f); i++) slm_gguf_w_copy_kv(w, f, slm_gguf_kv_at(f, i));
+  for (uint64_t i = 0; i < slm_gguf_n_tensors(f); i++) {
+    const struct slm_gguf_tensor *t = slm_gguf_tensor_at(f, i);
     char name[256];
     snprintf(name, sizeof name, "%.*s", (int)t->name.n, t->name.p);
-    gguf_w_tensor(w, name, t->type, t->n_dims, t->ne, t->data);
+    slm_gguf_w_tensor(w, name, t->type, t->n_dims, t->ne, t->data);
   }
   void *buf = NULL;
   size_t len = 0;
-  CHECK_EQ_INT(gguf_writer_write_mem(w, &buf, &len, err, sizeof err), 0);
-  CHECK_EQ_U64(len, gguf_file_size(f));
-  CHECK_MSG(buf && len == gguf_file_size(f) && memcmp(buf, gguf_base(f), len) == 0,
+  CHECK_EQ_INT(slm_gguf_writer_write_mem(w, &buf, &len, err, sizeof err), 0);
+  CHECK_EQ_U64(len, slm_gguf_file_size(f));
+  CHECK_MSG(buf && len == slm_gguf_file_size(f) && memcmp(buf, slm_gguf_base(f), len) == 0,
             "%s: rewritten copy differs", rel);
   free(buf);
-  gguf_writer_free(w);
-  gguf_close(f);
+  slm_gguf_writer_free(w);
+  slm_gguf_close(f);
 }
 
 /* Many keys and tensors: every one found by name, absent names not found. */
 static void test_many_names(void) {
   enum { N = 3000 };
   static float one[8];
-  struct gguf_writer *w = gguf_writer_new();
+  struct slm_gguf_writer *w = slm_gguf_writer_new();
   char name[32];
   for (int i = 0; i < N; i++) {
     snprintf(name, sizeof name, "k.%d", (i * 7919) % N);   /* not in sorted order */
-    gguf_w_u32(w, name, (uint32_t)((i * 7919) % N));
+    slm_gguf_w_u32(w, name, (uint32_t)((i * 7919) % N));
     snprintf(name, sizeof name, "t.%d", (i * 104729) % N);
     int64_t ne[] = { 8 };
-    gguf_w_tensor(w, name, SLM_TYPE_F32, 1, ne, one);
+    slm_gguf_w_tensor(w, name, SLM_TYPE_F32, 1, ne, one);
   }
   void *buf = NULL;
   size_t len = 0;
   char err[256];
-  CHECK_EQ_INT(gguf_writer_write_mem(w, &buf, &len, err, sizeof err), 0);
-  gguf_writer_free(w);
-  struct gguf_file *f = NULL;
-  CHECK_EQ_INT(gguf_open_mem(buf, len, &f, err, sizeof err), 0);
+  CHECK_EQ_INT(slm_gguf_writer_write_mem(w, &buf, &len, err, sizeof err), 0);
+  slm_gguf_writer_free(w);
+  struct slm_gguf_file *f = NULL;
+  CHECK_EQ_INT(slm_gguf_open_mem(buf, len, &f, err, sizeof err), 0);
   if (f) {
     int bad = 0;
     for (int i = 0; i < N; i++) {
       uint32_t v = 0;
       snprintf(name, sizeof name, "k.%d", i);
-      bad += gguf_get_u32(f, name, &v) != 0 || v != (uint32_t)i;
+      bad += slm_gguf_get_u32(f, name, &v) != 0 || v != (uint32_t)i;
       snprintf(name, sizeof name, "t.%d", i);
-      const struct gguf_tensor *t = gguf_find_tensor(f, name);
+      const struct slm_gguf_tensor *t = slm_gguf_find_tensor(f, name);
       bad += !t || !str_is(t->name, name);
     }
     CHECK_EQ_INT(bad, 0);
-    CHECK(gguf_find_kv(f, "k.3000") == NULL && gguf_find_kv(f, "k.") == NULL && gguf_find_kv(f, "") == NULL);
-    CHECK(gguf_find_tensor(f, "t.-1") == NULL && gguf_find_tensor(f, "t.29999") == NULL);
-    gguf_close(f);
+    CHECK(slm_gguf_find_kv(f, "k.3000") == NULL && slm_gguf_find_kv(f, "k.") == NULL && slm_gguf_find_kv(f, "") == NULL);
+    CHECK(slm_gguf_find_tensor(f, "t.-1") == NULL && slm_gguf_find_tensor(f, "t.29999") == NULL);
+    slm_gguf_close(f);
   }
   free(buf);
 }
@@ -616,31 +616,31 @@ static void test_many_names(void) {
 
 static void test_truncations(void) {
   static uint8_t tdata[1024];
-  struct gguf_writer *w = build_all_types(tdata, sizeof tdata);
+  struct slm_gguf_writer *w = build_all_types(tdata, sizeof tdata);
   void *buf = NULL;
   size_t len = 0;
   char err[512];
-  CHECK_EQ_INT(gguf_writer_write_mem(w, &buf, &len, err, sizeof err), 0);
-  gguf_writer_free(w);
+  CHECK_EQ_INT(slm_gguf_writer_write_mem(w, &buf, &len, err, sizeof err), 0);
+  slm_gguf_writer_free(w);
   int failures = 0;
   for (size_t n = 0; n < len; n++) {
-    struct gguf_file *f = NULL;
+    struct slm_gguf_file *f = NULL;
     void *k;
     err[0] = 0;
     int rc = open_copy(buf, n, &f, err, sizeof err, &k);
     if (rc != -EINVAL || f != NULL || err[0] == 0) {
       if (failures++ < 5) CHECK_FAIL_("prefix of %zu bytes: rc %d, err \"%s\"", n, rc, err);
     }
-    gguf_close(f);
+    slm_gguf_close(f);
     free(k);
   }
   check_count_++;
   CHECK_EQ_INT(failures, 0);
   /* and the whole file opens */
-  struct gguf_file *f = NULL;
+  struct slm_gguf_file *f = NULL;
   void *k;
   CHECK_EQ_INT(open_copy(buf, len, &f, err, sizeof err, &k), 0);
-  gguf_close(f);
+  slm_gguf_close(f);
   free(k);
   /* flipping each header byte never crashes (result may be ok or an error) */
   uint8_t *m = malloc(len);
@@ -648,9 +648,9 @@ static void test_truncations(void) {
     memcpy(m, buf, len);
     m[i] ^= 0xff;
     f = NULL;
-    int rc = gguf_open_mem(m, len, &f, err, sizeof err);
+    int rc = slm_gguf_open_mem(m, len, &f, err, sizeof err);
     CHECK(rc == 0 ? f != NULL : (f == NULL && err[0] != 0));
-    gguf_close(f);
+    slm_gguf_close(f);
   }
   free(m);
   free(buf);
@@ -678,12 +678,12 @@ static void test_hand_built(void) {
   /* an empty but valid file: v2 and v3 */
   hb_hdr(&h, 2, 0, 0);
   {
-    struct gguf_file *f = NULL;
+    struct slm_gguf_file *f = NULL;
     char err[256];
     void *k;
     CHECK_EQ_INT(open_copy(h.b, h.n, &f, err, sizeof err, &k), 0);
-    if (f) CHECK_EQ_INT(gguf_version(f), 2);
-    gguf_close(f);
+    if (f) CHECK_EQ_INT(slm_gguf_version(f), 2);
+    slm_gguf_close(f);
     free(k);
   }
 
@@ -801,11 +801,11 @@ static void test_hand_built(void) {
   hb_pad(&h, 32);
   hb_zeros(&h, 64);
   {
-    struct gguf_file *f = NULL;
+    struct slm_gguf_file *f = NULL;
     char err[256];
     void *k;
     CHECK_EQ_INT(open_copy(h.b, h.n, &f, err, sizeof err, &k), 0);
-    gguf_close(f);
+    slm_gguf_close(f);
     free(k);
   }
   /* overlapping tensors */
@@ -863,12 +863,12 @@ static void test_hand_built(void) {
   hb_pad(&h, 32);
   hb_zeros(&h, 32);
   {
-    struct gguf_file *f = NULL;
+    struct slm_gguf_file *f = NULL;
     char err[256];
     void *k;
     CHECK_EQ_INT(open_copy(h.b, h.n, &f, err, sizeof err, &k), 0);
-    if (f) CHECK_EQ_U64(gguf_tensor_at(f, 0)->nbytes, 18);
-    gguf_close(f);
+    if (f) CHECK_EQ_U64(slm_gguf_tensor_at(f, 0)->nbytes, 18);
+    slm_gguf_close(f);
     free(k);
   }
   /* row length not a multiple of the block */
@@ -974,42 +974,42 @@ static int write_corpus(const char *dir) {
   char err[256];
   void *buf;
   size_t len;
-  struct gguf_writer *w = build_all_types(tdata, sizeof tdata);
-  if (gguf_writer_write_mem(w, &buf, &len, err, sizeof err)) return 1;
+  struct slm_gguf_writer *w = build_all_types(tdata, sizeof tdata);
+  if (slm_gguf_writer_write_mem(w, &buf, &len, err, sizeof err)) return 1;
   write_file(dir, "all-types.bin", buf, len);
   write_file(dir, "all-types-truncated.bin", buf, len - 7);
   free(buf);
-  gguf_writer_free(w);
+  slm_gguf_writer_free(w);
 
   /* every tensor type at its smallest row */
-  w = gguf_writer_new();
-  gguf_w_str(w, "general.architecture", "llama");
+  w = slm_gguf_writer_new();
+  slm_gguf_w_str(w, "general.architecture", "llama");
   for (int t = 0; t < SLM_TYPE_COUNT; t++) {
     if (!slm_type_infos[t].name) continue;
     char name[32];
     snprintf(name, sizeof name, "t%d.%s", t, slm_type_infos[t].name);
     int64_t ne[] = { slm_type_infos[t].blck, 1 };
-    gguf_w_tensor(w, name, (enum slm_type)t, 2, ne, tdata);
+    slm_gguf_w_tensor(w, name, (enum slm_type)t, 2, ne, tdata);
   }
-  if (gguf_writer_write_mem(w, &buf, &len, err, sizeof err)) return 1;
+  if (slm_gguf_writer_write_mem(w, &buf, &len, err, sizeof err)) return 1;
   write_file(dir, "every-tensor-type.bin", buf, len);
   free(buf);
-  gguf_writer_free(w);
+  slm_gguf_writer_free(w);
 
   /* a model-like header: the kvs of stories260K (vocab of 512) and its first tensors */
-  struct gguf_file *f = NULL;
-  if (gguf_open(check_shared_path("models/stories260K.gguf"), &f, err, sizeof err)) return 1;
-  w = gguf_writer_new();
-  gguf_w_u32(w, "general.alignment", 64);
-  for (uint64_t i = 0; i < gguf_n_kv(f); i++) gguf_w_copy_kv(w, f, gguf_kv_at(f, i));
+  struct slm_gguf_file *f = NULL;
+  if (slm_gguf_open(check_shared_path("models/stories260K.gguf"), &f, err, sizeof err)) return 1;
+  w = slm_gguf_writer_new();
+  slm_gguf_w_u32(w, "general.alignment", 64);
+  for (uint64_t i = 0; i < slm_gguf_n_kv(f); i++) slm_gguf_w_copy_kv(w, f, slm_gguf_kv_at(f, i));
   int64_t ne[] = { 8, 2 };
-  gguf_w_tensor(w, "output_norm.weight", SLM_TYPE_F32, 1, ne, tdata);
-  gguf_w_tensor(w, "blk.0.attn_q.weight", SLM_TYPE_F16, 2, ne, tdata);
-  if (gguf_writer_write_mem(w, &buf, &len, err, sizeof err)) return 1;
+  slm_gguf_w_tensor(w, "output_norm.weight", SLM_TYPE_F32, 1, ne, tdata);
+  slm_gguf_w_tensor(w, "blk.0.attn_q.weight", SLM_TYPE_F16, 2, ne, tdata);
+  if (slm_gguf_writer_write_mem(w, &buf, &len, err, sizeof err)) return 1;
   write_file(dir, "stories-header.bin", buf, len);
   free(buf);
-  gguf_writer_free(w);
-  gguf_close(f);
+  slm_gguf_writer_free(w);
+  slm_gguf_close(f);
 
   struct hb h;
   hb_hdr(&h, 2, 0, 0);

@@ -30,7 +30,7 @@
 #define FF 128
 #define NV 512
 
-static struct gguf_file *vocab_src;
+static struct slm_gguf_file *vocab_src;
 static char tmpdir[256];
 
 static uint64_t rng = 12345;
@@ -59,22 +59,22 @@ struct variant {
 static const char *write_model(const char *name, const struct variant *v) {
   static char path[512];
   snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, name);
-  struct gguf_writer *w = gguf_writer_new();
+  struct slm_gguf_writer *w = slm_gguf_writer_new();
   const char *arch = v->arch ? v->arch : "llama";
   char key[128];
-  gguf_w_str(w, "general.architecture", arch);
+  slm_gguf_w_str(w, "general.architecture", arch);
 #define AK(suffix) (snprintf(key, sizeof key, "%s.%s", arch, suffix), key)
-  gguf_w_u32(w, AK("context_length"), 256);
-  gguf_w_u32(w, AK("embedding_length"), E);
-  gguf_w_u32(w, AK("block_count"), NL);
-  gguf_w_u32(w, AK("feed_forward_length"), FF);
-  gguf_w_u32(w, AK("attention.head_count"), (uint32_t)(v->head_count ? v->head_count : NH));
-  gguf_w_u32(w, AK("attention.head_count_kv"), NKV);
-  gguf_w_f32(w, AK("attention.layer_norm_rms_epsilon"), 1e-5f);
-  if (v->rope_scaling) gguf_w_str(w, AK("rope.scaling.type"), v->rope_scaling);
-  for (uint64_t i = 0; i < gguf_n_kv(vocab_src); i++) {
-    const struct gguf_kv *kv = gguf_kv_at(vocab_src, i);
-    if (kv->key.n > 10 && !memcmp(kv->key.p, "tokenizer.", 10)) gguf_w_copy_kv(w, vocab_src, kv);
+  slm_gguf_w_u32(w, AK("context_length"), 256);
+  slm_gguf_w_u32(w, AK("embedding_length"), E);
+  slm_gguf_w_u32(w, AK("block_count"), NL);
+  slm_gguf_w_u32(w, AK("feed_forward_length"), FF);
+  slm_gguf_w_u32(w, AK("attention.head_count"), (uint32_t)(v->head_count ? v->head_count : NH));
+  slm_gguf_w_u32(w, AK("attention.head_count_kv"), NKV);
+  slm_gguf_w_f32(w, AK("attention.layer_norm_rms_epsilon"), 1e-5f);
+  if (v->rope_scaling) slm_gguf_w_str(w, AK("rope.scaling.type"), v->rope_scaling);
+  for (uint64_t i = 0; i < slm_gguf_n_kv(vocab_src); i++) {
+    const struct slm_gguf_kv *kv = slm_gguf_kv_at(vocab_src, i);
+    if (kv->key.n > 10 && !memcmp(kv->key.p, "tokenizer.", 10)) slm_gguf_w_copy_kv(w, vocab_src, kv);
   }
   float *bufs[64];
   int nb = 0;
@@ -108,17 +108,17 @@ static const char *write_model(const char *name, const struct variant *v) {
       /* Q2_K needs rows of 256: write it as a [256, n] tensor; the loader must complain about
        * the type before anything else */
       int64_t qne[2] = {256, ne[0] * ne[1] / 256};
-      gguf_w_tensor(w, ts[i].name, SLM_TYPE_Q2_K, 2, qne, q2k_big);
+      slm_gguf_w_tensor(w, ts[i].name, SLM_TYPE_Q2_K, 2, qne, q2k_big);
       continue;
     }
     float *d = rand_tensor((size_t)(ne[0] * ne[1]), ts[i].scale, ts[i].offset);
     bufs[nb++] = d;
-    gguf_w_tensor(w, ts[i].name, SLM_TYPE_F32, nd, ne, d);
+    slm_gguf_w_tensor(w, ts[i].name, SLM_TYPE_F32, nd, ne, d);
   }
   char err[256];
-  int rc = gguf_writer_write(w, path, err, sizeof err);
+  int rc = slm_gguf_writer_write(w, path, err, sizeof err);
   CHECK_MSG(rc == 0, "write %s: %s", path, err);
-  gguf_writer_free(w);
+  slm_gguf_writer_free(w);
   for (int i = 0; i < nb; i++) free(bufs[i]);
   return path;
 #undef T
@@ -310,7 +310,7 @@ int main(void) {
   snprintf(cmd, sizeof cmd, "mkdir -p %s", tmpdir);
   if (system(cmd) != 0) return 1;
   char err[256];
-  CHECK(gguf_open(check_shared_path("models/stories260K.gguf"), &vocab_src, err, sizeof err) == 0);
+  CHECK(slm_gguf_open(check_shared_path("models/stories260K.gguf"), &vocab_src, err, sizeof err) == 0);
   if (!vocab_src) return check_done();
 
   test_refusals();
@@ -362,7 +362,7 @@ int main(void) {
     test_embeddings(m);
     slm_model_free(m);
   }
-  gguf_close(vocab_src);
+  slm_gguf_close(vocab_src);
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
   if (system(cmd) != 0) CHECK(0);
   return check_done();

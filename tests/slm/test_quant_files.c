@@ -17,26 +17,26 @@
 struct tally { long rows, rows_eq, tensors; };
 static struct tally per_type[SLM_TYPE_COUNT];
 
-static int same_name(struct gguf_str a, struct gguf_str b) { return a.n == b.n && memcmp(a.p, b.p, a.n) == 0; }
+static int same_name(struct slm_gguf_str a, struct slm_gguf_str b) { return a.n == b.n && memcmp(a.p, b.p, a.n) == 0; }
 
 static void compare_file(const char *f32_name, const char *q_name) {
   char err[256];
-  struct gguf_file *ff = NULL, *fq = NULL;
-  int rc = gguf_open(check_shared_path(f32_name), &ff, err, sizeof err);
+  struct slm_gguf_file *ff = NULL, *fq = NULL;
+  int rc = slm_gguf_open(check_shared_path(f32_name), &ff, err, sizeof err);
   CHECK_MSG(rc == 0, "%s: %s", f32_name, err);
-  rc = gguf_open(check_shared_path(q_name), &fq, err, sizeof err);
+  rc = slm_gguf_open(check_shared_path(q_name), &fq, err, sizeof err);
   CHECK_MSG(rc == 0, "%s: %s", q_name, err);
   if (!ff || !fq) {
-    gguf_close(ff);
-    gguf_close(fq);
+    slm_gguf_close(ff);
+    slm_gguf_close(fq);
     return;
   }
-  CHECK_EQ_U64(gguf_n_tensors(fq), gguf_n_tensors(ff));
+  CHECK_EQ_U64(slm_gguf_n_tensors(fq), slm_gguf_n_tensors(ff));
   long rows = 0, eq = 0;
-  for (uint64_t i = 0; i < gguf_n_tensors(fq); i++) {
-    const struct gguf_tensor *tq = gguf_tensor_at(fq, i), *tf = NULL;
-    for (uint64_t j = 0; j < gguf_n_tensors(ff); j++)
-      if (same_name(gguf_tensor_at(ff, j)->name, tq->name)) tf = gguf_tensor_at(ff, j);
+  for (uint64_t i = 0; i < slm_gguf_n_tensors(fq); i++) {
+    const struct slm_gguf_tensor *tq = slm_gguf_tensor_at(fq, i), *tf = NULL;
+    for (uint64_t j = 0; j < slm_gguf_n_tensors(ff); j++)
+      if (same_name(slm_gguf_tensor_at(ff, j)->name, tq->name)) tf = slm_gguf_tensor_at(ff, j);
     CHECK_MSG(tf != NULL, "%s: tensor %.*s missing from %s", q_name, (int)tq->name.n, tq->name.p, f32_name);
     if (!tf) continue;
     CHECK_MSG(tf->type == SLM_TYPE_F32, "%.*s is not F32 in %s", (int)tf->name.n, tf->name.p, f32_name);
@@ -62,8 +62,8 @@ static void compare_file(const char *f32_name, const char *q_name) {
     eq += teq;
   }
   printf("%-30s %6ld of %6ld rows byte-identical\n", q_name, eq, rows);
-  gguf_close(ff);
-  gguf_close(fq);
+  slm_gguf_close(ff);
+  slm_gguf_close(fq);
 }
 
 int main(void) {

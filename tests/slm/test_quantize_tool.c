@@ -54,7 +54,7 @@ static bool same_file(const char *a, const char *b) {
   return same;
 }
 
-static bool str_is(struct gguf_str s, const char *z) {
+static bool str_is(struct slm_gguf_str s, const char *z) {
   return s.p && s.n == strlen(z) && !memcmp(s.p, z, s.n);
 }
 
@@ -80,21 +80,21 @@ static void test_reproduces_llamacpp(void) {
     CHECK_MSG(rc == 0, "%s -> %s: %s", in, cases[i][1], err);
     if (rc) continue;
     /* tensor types first (a clearer failure than a byte difference) */
-    struct gguf_file *a = NULL, *b = NULL;
-    CHECK_EQ_INT(gguf_open(out, &a, err, sizeof err), 0);
-    CHECK_EQ_INT(gguf_open(check_shared_path(ref), &b, err, sizeof err), 0);
+    struct slm_gguf_file *a = NULL, *b = NULL;
+    CHECK_EQ_INT(slm_gguf_open(out, &a, err, sizeof err), 0);
+    CHECK_EQ_INT(slm_gguf_open(check_shared_path(ref), &b, err, sizeof err), 0);
     if (a && b) {
-      CHECK_EQ_U64(gguf_n_tensors(a), gguf_n_tensors(b));
-      for (uint64_t j = 0; j < gguf_n_tensors(a) && j < gguf_n_tensors(b); j++) {
-        const struct gguf_tensor *ta = gguf_tensor_at(a, j), *tb = gguf_tensor_at(b, j);
+      CHECK_EQ_U64(slm_gguf_n_tensors(a), slm_gguf_n_tensors(b));
+      for (uint64_t j = 0; j < slm_gguf_n_tensors(a) && j < slm_gguf_n_tensors(b); j++) {
+        const struct slm_gguf_tensor *ta = slm_gguf_tensor_at(a, j), *tb = slm_gguf_tensor_at(b, j);
         CHECK_MSG(ta->name.n == tb->name.n && !memcmp(ta->name.p, tb->name.p, ta->name.n),
                   "%s: tensor %llu name differs", ref, (unsigned long long)j);
         CHECK_MSG(ta->type == tb->type, "%s: tensor %.*s is %s, llama.cpp made %s", ref,
                   (int)ta->name.n, ta->name.p, slm_type_name(ta->type), slm_type_name(tb->type));
       }
     }
-    gguf_close(a);
-    gguf_close(b);
+    slm_gguf_close(a);
+    slm_gguf_close(b);
     bool same = same_file(out, check_shared_path(ref));
     CHECK_MSG(same, "%s: our quantization differs from llama.cpp's bytes", ref);
     identical += same;
@@ -117,17 +117,17 @@ static void test_reproduces_llamacpp(void) {
   /* --pure: every 2-D weight Q4_K (rows of 256), norms untouched */
   CHECK_EQ_INT(slm_quantize_file(check_shared_path("models/tiny-llama-F32.gguf"), tmp("p.gguf"),
                                  slm_ftype_find("q4_k_m"), true, false, err, sizeof err), 0);
-  struct gguf_file *f = NULL;
-  CHECK_EQ_INT(gguf_open(tmp("p.gguf"), &f, err, sizeof err), 0);
+  struct slm_gguf_file *f = NULL;
+  CHECK_EQ_INT(slm_gguf_open(tmp("p.gguf"), &f, err, sizeof err), 0);
   if (f) {
-    for (uint64_t j = 0; j < gguf_n_tensors(f); j++) {
-      const struct gguf_tensor *t = gguf_tensor_at(f, j);
+    for (uint64_t j = 0; j < slm_gguf_n_tensors(f); j++) {
+      const struct slm_gguf_tensor *t = slm_gguf_tensor_at(f, j);
       CHECK(t->type == (t->n_dims == 1 ? SLM_TYPE_F32 : SLM_TYPE_Q4_K));
     }
     uint32_t ftv = 0;
-    CHECK_EQ_INT(gguf_get_u32(f, "general.file_type", &ftv), 0);
+    CHECK_EQ_INT(slm_gguf_get_u32(f, "general.file_type", &ftv), 0);
     CHECK_EQ_INT(ftv, 15);
-    gguf_close(f);
+    slm_gguf_close(f);
   }
 }
 
@@ -194,23 +194,23 @@ static int run_tool(int (*fn)(int, char **), const char *const *args, int n) {
   return fn(n, argv);
 }
 
-static uint64_t hash_str(struct gguf_str s) {
+static uint64_t hash_str(struct slm_gguf_str s) {
   uint64_t h = 1469598103934665603ull;
   for (uint64_t k = 0; k < s.n; k++) h = (h ^ (unsigned char)s.p[k]) * 1099511628211ull;
   return h;
 }
 
-static void check_vocab(const struct gguf_file *f, uint64_t n_vocab) {
-  const struct gguf_kv *tok = gguf_find_kv(f, "tokenizer.ggml.tokens");
-  const struct gguf_kv *mer = gguf_find_kv(f, "tokenizer.ggml.merges");
-  const struct gguf_kv *ty = gguf_find_kv(f, "tokenizer.ggml.token_type");
+static void check_vocab(const struct slm_gguf_file *f, uint64_t n_vocab) {
+  const struct slm_gguf_kv *tok = slm_gguf_find_kv(f, "tokenizer.ggml.tokens");
+  const struct slm_gguf_kv *mer = slm_gguf_find_kv(f, "tokenizer.ggml.merges");
+  const struct slm_gguf_kv *ty = slm_gguf_find_kv(f, "tokenizer.ggml.token_type");
   CHECK(tok && mer && ty);
   if (!tok || !mer || !ty) return;
   CHECK_EQ_U64(tok->arr_n, n_vocab);
   CHECK_EQ_U64(ty->arr_n, n_vocab);
   /* every token unique: sort copies of (ptr,len) */
-  struct gguf_str *all = malloc((size_t)n_vocab * sizeof *all);
-  for (uint64_t i = 0; i < n_vocab; i++) all[i] = gguf_arr_str(f, tok, i);
+  struct slm_gguf_str *all = malloc((size_t)n_vocab * sizeof *all);
+  for (uint64_t i = 0; i < n_vocab; i++) all[i] = slm_gguf_arr_str(f, tok, i);
   /* a cheap hash set */
   size_t cap = 1;
   while (cap < n_vocab * 2) cap <<= 1;
@@ -223,7 +223,7 @@ static void check_vocab(const struct gguf_file *f, uint64_t n_vocab) {
         slot[h] = (int64_t)i;
         break;
       }
-      struct gguf_str o = all[slot[h]];
+      struct slm_gguf_str o = all[slot[h]];
       if (o.n == all[i].n && !memcmp(o.p, all[i].p, o.n)) {
         dups++;
         break;
@@ -234,14 +234,14 @@ static void check_vocab(const struct gguf_file *f, uint64_t n_vocab) {
   /* every merge "A B": A, B and AB are tokens */
   int bad = 0;
   for (uint64_t i = 0; i < mer->arr_n; i++) {
-    struct gguf_str m = gguf_arr_str(f, mer, i);
+    struct slm_gguf_str m = slm_gguf_arr_str(f, mer, i);
     const char *sp = memchr(m.p, ' ', m.n);
     if (!sp || sp == m.p) {
       bad++;
       continue;
     }
     char ab[64];
-    struct gguf_str parts[3] = { { m.p, (uint64_t)(sp - m.p) }, { sp + 1, m.n - (uint64_t)(sp - m.p) - 1 }, { ab, 0 } };
+    struct slm_gguf_str parts[3] = { { m.p, (uint64_t)(sp - m.p) }, { sp + 1, m.n - (uint64_t)(sp - m.p) - 1 }, { ab, 0 } };
     if (parts[0].n + parts[1].n >= sizeof ab) {
       bad++;
       continue;
@@ -252,7 +252,7 @@ static void check_vocab(const struct gguf_file *f, uint64_t n_vocab) {
     for (int k = 0; k < 3; k++) {
       bool found = false;
       for (size_t h = hash_str(parts[k]) & (cap - 1); slot[h] >= 0; h = (h + 1) & (cap - 1)) {
-        struct gguf_str o = all[slot[h]];
+        struct slm_gguf_str o = all[slot[h]];
         if (o.n == parts[k].n && !memcmp(o.p, parts[k].p, o.n)) {
           found = true;
           break;
@@ -285,47 +285,47 @@ static void test_mkmodel(void) {
                        "-o", tmp("m4.gguf"), "-q", "--seed", "2" };
   CHECK_EQ_INT(run_tool(slm_tool_mkmodel, a4, 12), 0);
 
-  struct gguf_file *f = NULL, *g = NULL, *h = NULL;
-  CHECK_EQ_INT(gguf_open(tmp("m1.gguf"), &f, err, sizeof err), 0);
-  CHECK_EQ_INT(gguf_open(tmp("m4.gguf"), &g, err, sizeof err), 0);
-  CHECK_EQ_INT(gguf_open(tmp("m3.gguf"), &h, err, sizeof err), 0);
+  struct slm_gguf_file *f = NULL, *g = NULL, *h = NULL;
+  CHECK_EQ_INT(slm_gguf_open(tmp("m1.gguf"), &f, err, sizeof err), 0);
+  CHECK_EQ_INT(slm_gguf_open(tmp("m4.gguf"), &g, err, sizeof err), 0);
+  CHECK_EQ_INT(slm_gguf_open(tmp("m3.gguf"), &h, err, sizeof err), 0);
   if (f && g && h) {
-    struct gguf_str s;
+    struct slm_gguf_str s;
     uint32_t u = 0;
     float x = 0;
-    CHECK(gguf_get_str(f, "general.architecture", &s) == 0 && str_is(s, "llama"));
-    CHECK(gguf_get_str(f, "tokenizer.ggml.pre", &s) == 0 && str_is(s, "smollm"));
-    CHECK(gguf_get_str(f, "tokenizer.ggml.model", &s) == 0 && str_is(s, "gpt2"));
-    CHECK(gguf_get_u32(f, "llama.embedding_length", &u) == 0 && u == 576);
-    CHECK(gguf_get_u32(f, "llama.block_count", &u) == 0 && u == 2);
-    CHECK(gguf_get_u32(f, "llama.attention.head_count_kv", &u) == 0 && u == 3);
-    CHECK(gguf_get_u32(f, "llama.vocab_size", &u) == 0 && u == 49152);
-    CHECK(gguf_get_u32(f, "general.file_type", &u) == 0 && u == 15);
-    CHECK(gguf_get_f32(f, "llama.rope.freq_base", &x) == 0 && x == 100000.0f);
-    CHECK(str_is(gguf_kv_at(f, gguf_n_kv(f) - 1)->key, "general.file_type"));
-    CHECK(gguf_find_tensor(f, "output.weight") == NULL);   /* tied */
-    const struct gguf_tensor *te = gguf_find_tensor(f, "token_embd.weight");
+    CHECK(slm_gguf_get_str(f, "general.architecture", &s) == 0 && str_is(s, "llama"));
+    CHECK(slm_gguf_get_str(f, "tokenizer.ggml.pre", &s) == 0 && str_is(s, "smollm"));
+    CHECK(slm_gguf_get_str(f, "tokenizer.ggml.model", &s) == 0 && str_is(s, "gpt2"));
+    CHECK(slm_gguf_get_u32(f, "llama.embedding_length", &u) == 0 && u == 576);
+    CHECK(slm_gguf_get_u32(f, "llama.block_count", &u) == 0 && u == 2);
+    CHECK(slm_gguf_get_u32(f, "llama.attention.head_count_kv", &u) == 0 && u == 3);
+    CHECK(slm_gguf_get_u32(f, "llama.vocab_size", &u) == 0 && u == 49152);
+    CHECK(slm_gguf_get_u32(f, "general.file_type", &u) == 0 && u == 15);
+    CHECK(slm_gguf_get_f32(f, "llama.rope.freq_base", &x) == 0 && x == 100000.0f);
+    CHECK(str_is(slm_gguf_kv_at(f, slm_gguf_n_kv(f) - 1)->key, "general.file_type"));
+    CHECK(slm_gguf_find_tensor(f, "output.weight") == NULL);   /* tied */
+    const struct slm_gguf_tensor *te = slm_gguf_find_tensor(f, "token_embd.weight");
     CHECK(te && te->type == SLM_TYPE_Q8_0 && te->ne[0] == 576 && te->ne[1] == 49152);
-    const struct gguf_tensor *fd = gguf_find_tensor(f, "blk.1.ffn_down.weight");
+    const struct slm_gguf_tensor *fd = slm_gguf_find_tensor(f, "blk.1.ffn_down.weight");
     CHECK(fd && fd->type == SLM_TYPE_Q6_K && fd->ne[0] == 1536 && fd->ne[1] == 576);
-    CHECK_EQ_U64(gguf_n_tensors(f), 2 + 2 * 9);
+    CHECK_EQ_U64(slm_gguf_n_tensors(f), 2 + 2 * 9);
     /* another seed: other weights, same vocabulary */
-    const struct gguf_tensor *te2 = gguf_find_tensor(g, "token_embd.weight");
+    const struct slm_gguf_tensor *te2 = slm_gguf_find_tensor(g, "token_embd.weight");
     CHECK(te2 && te2->nbytes == te->nbytes && memcmp(te->data, te2->data, (size_t)te->nbytes) != 0);
-    const struct gguf_kv *t1 = gguf_find_kv(f, "tokenizer.ggml.merges"), *t2 = gguf_find_kv(g, "tokenizer.ggml.merges");
+    const struct slm_gguf_kv *t1 = slm_gguf_find_kv(f, "tokenizer.ggml.merges"), *t2 = slm_gguf_find_kv(g, "tokenizer.ggml.merges");
     CHECK(t1 && t2 && t1->arr_n == t2->arr_n);
     if (t1 && t2) {
-      struct gguf_str m1 = gguf_arr_str(f, t1, 12345), m2 = gguf_arr_str(g, t2, 12345);
+      struct slm_gguf_str m1 = slm_gguf_arr_str(f, t1, 12345), m2 = slm_gguf_arr_str(g, t2, 12345);
       CHECK(m1.n == m2.n && !memcmp(m1.p, m2.p, m1.n));
     }
     check_vocab(f, 49152);
-    const struct gguf_kv *tk = gguf_find_kv(f, "tokenizer.ggml.tokens");
-    CHECK(str_is(gguf_arr_str(f, tk, 1), "<|im_start|>"));
-    CHECK(str_is(gguf_arr_str(f, tk, 17), "!"));
-    CHECK(str_is(gguf_arr_str(f, tk, 17 + 255), "\xc5\x83"));   /* byte 0xad -> U+0143 */
+    const struct slm_gguf_kv *tk = slm_gguf_find_kv(f, "tokenizer.ggml.tokens");
+    CHECK(str_is(slm_gguf_arr_str(f, tk, 1), "<|im_start|>"));
+    CHECK(str_is(slm_gguf_arr_str(f, tk, 17), "!"));
+    CHECK(str_is(slm_gguf_arr_str(f, tk, 17 + 255), "\xc5\x83"));   /* byte 0xad -> U+0143 */
     /* sane weights: the F32 file's values have the intended spread */
-    const struct gguf_tensor *q = gguf_find_tensor(h, "blk.0.attn_q.weight");
-    const struct gguf_tensor *nw = gguf_find_tensor(h, "blk.0.attn_norm.weight");
+    const struct slm_gguf_tensor *q = slm_gguf_find_tensor(h, "blk.0.attn_q.weight");
+    const struct slm_gguf_tensor *nw = slm_gguf_find_tensor(h, "blk.0.attn_norm.weight");
     if (q && nw) {
       const float *w = q->data;
       double s2 = 0;
@@ -335,53 +335,53 @@ static void test_mkmodel(void) {
       for (int i = 0; i < 576; i++) CHECK(n[i] >= 0.9f && n[i] <= 1.1f);
     }
   }
-  gguf_close(f);
-  gguf_close(g);
-  gguf_close(h);
+  slm_gguf_close(f);
+  slm_gguf_close(g);
+  slm_gguf_close(h);
 
   /* the other shapes: vocabularies and the tensor plan (no weights: they are large) */
   const char *v1[] = { "mkmodel", "--shape", "qwen3-0.6b", "--vocab-only", "-o", tmp("v1.gguf"), "-q" };
   CHECK_EQ_INT(run_tool(slm_tool_mkmodel, v1, 7), 0);
   f = NULL;
-  CHECK_EQ_INT(gguf_open(tmp("v1.gguf"), &f, err, sizeof err), 0);
+  CHECK_EQ_INT(slm_gguf_open(tmp("v1.gguf"), &f, err, sizeof err), 0);
   if (f) {
     uint32_t u = 0;
-    CHECK(gguf_get_u32(f, "qwen3.attention.key_length", &u) == 0 && u == 128);
-    CHECK(gguf_get_u32(f, "qwen3.block_count", &u) == 0 && u == 28);
-    CHECK(gguf_get_u32(f, "tokenizer.ggml.eos_token_id", &u) == 0 && u == 151645);
-    const struct gguf_kv *tk = gguf_find_kv(f, "tokenizer.ggml.tokens");
-    CHECK(str_is(gguf_arr_str(f, tk, 151645), "<|im_end|>"));
-    CHECK(str_is(gguf_arr_str(f, tk, 151667), "<think>"));
-    CHECK(str_is(gguf_arr_str(f, tk, 0), "!"));
-    CHECK_EQ_U64(gguf_n_tensors(f), 0);
+    CHECK(slm_gguf_get_u32(f, "qwen3.attention.key_length", &u) == 0 && u == 128);
+    CHECK(slm_gguf_get_u32(f, "qwen3.block_count", &u) == 0 && u == 28);
+    CHECK(slm_gguf_get_u32(f, "tokenizer.ggml.eos_token_id", &u) == 0 && u == 151645);
+    const struct slm_gguf_kv *tk = slm_gguf_find_kv(f, "tokenizer.ggml.tokens");
+    CHECK(str_is(slm_gguf_arr_str(f, tk, 151645), "<|im_end|>"));
+    CHECK(str_is(slm_gguf_arr_str(f, tk, 151667), "<think>"));
+    CHECK(str_is(slm_gguf_arr_str(f, tk, 0), "!"));
+    CHECK_EQ_U64(slm_gguf_n_tensors(f), 0);
     check_vocab(f, 151936);
-    gguf_close(f);
+    slm_gguf_close(f);
   }
   const char *v2[] = { "mkmodel", "--shape", "llama3.2-1b", "--vocab-only", "-o", tmp("v2.gguf"), "-q" };
   CHECK_EQ_INT(run_tool(slm_tool_mkmodel, v2, 7), 0);
   f = NULL;
-  CHECK_EQ_INT(gguf_open(tmp("v2.gguf"), &f, err, sizeof err), 0);
+  CHECK_EQ_INT(slm_gguf_open(tmp("v2.gguf"), &f, err, sizeof err), 0);
   if (f) {
-    const struct gguf_kv *tk = gguf_find_kv(f, "tokenizer.ggml.tokens");
-    CHECK(str_is(gguf_arr_str(f, tk, 128000), "<|begin_of_text|>"));
-    CHECK(str_is(gguf_arr_str(f, tk, 128009), "<|eot_id|>"));
-    CHECK(str_is(gguf_arr_str(f, tk, 128255), "<|reserved_special_token_250|>"));
+    const struct slm_gguf_kv *tk = slm_gguf_find_kv(f, "tokenizer.ggml.tokens");
+    CHECK(str_is(slm_gguf_arr_str(f, tk, 128000), "<|begin_of_text|>"));
+    CHECK(str_is(slm_gguf_arr_str(f, tk, 128009), "<|eot_id|>"));
+    CHECK(str_is(slm_gguf_arr_str(f, tk, 128255), "<|reserved_special_token_250|>"));
     bool b = false;
-    CHECK(gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b) == 0 && b);
-    struct gguf_str s;
-    CHECK(gguf_get_str(f, "tokenizer.chat_template", &s) == 0 && s.n > 20 &&
+    CHECK(slm_gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b) == 0 && b);
+    struct slm_gguf_str s;
+    CHECK(slm_gguf_get_str(f, "tokenizer.chat_template", &s) == 0 && s.n > 20 &&
           memmem(s.p, s.n, "<|start_header_id|>", 19) != NULL);
     check_vocab(f, 128256);
-    gguf_close(f);
+    slm_gguf_close(f);
   }
   /* llama3.2-1b with one layer at F16: rope_freqs from the llama3 scaling */
   const char *l1[] = { "mkmodel", "--shape", "llama3.2-1b", "--type", "f16", "--layers", "1",
                        "-o", tmp("l1.gguf"), "-q" };
   CHECK_EQ_INT(run_tool(slm_tool_mkmodel, l1, 10), 0);
   f = NULL;
-  CHECK_EQ_INT(gguf_open(tmp("l1.gguf"), &f, err, sizeof err), 0);
+  CHECK_EQ_INT(slm_gguf_open(tmp("l1.gguf"), &f, err, sizeof err), 0);
   if (f) {
-    const struct gguf_tensor *rf = gguf_find_tensor(f, "rope_freqs.weight");
+    const struct slm_gguf_tensor *rf = slm_gguf_find_tensor(f, "rope_freqs.weight");
     CHECK(rf && rf->type == SLM_TYPE_F32 && rf->ne[0] == 32);
     if (rf) {
       const float *r = rf->data;
@@ -389,11 +389,11 @@ static void test_mkmodel(void) {
       CHECK(r[31] == 32.0f);   /* low frequencies scaled by the factor */
       for (int i = 1; i < 32; i++) CHECK(r[i] >= r[i - 1]);
     }
-    const struct gguf_tensor *tq = gguf_find_tensor(f, "blk.0.attn_q.weight");
+    const struct slm_gguf_tensor *tq = slm_gguf_find_tensor(f, "blk.0.attn_q.weight");
     CHECK(tq && tq->type == SLM_TYPE_F16 && tq->ne[0] == 2048 && tq->ne[1] == 2048);
-    const struct gguf_tensor *tkk = gguf_find_tensor(f, "blk.0.attn_k.weight");
+    const struct slm_gguf_tensor *tkk = slm_gguf_find_tensor(f, "blk.0.attn_k.weight");
     CHECK(tkk && tkk->ne[1] == 512);
-    gguf_close(f);
+    slm_gguf_close(f);
   }
 
   /* usage errors */

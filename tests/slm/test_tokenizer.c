@@ -47,7 +47,7 @@ static char *read_all(const char *path, size_t *len) {
 }
 
 struct loaded {
-  struct gguf_file *f;
+  struct slm_gguf_file *f;
   struct slm_vocab *v;
 };
 
@@ -65,7 +65,7 @@ static struct loaded load(const char *rel) {
   struct loaded l = {0};
   char err[256] = "";
   const char *path = check_shared_path(rel);
-  int rc = gguf_open(path, &l.f, err, sizeof err);
+  int rc = slm_gguf_open(path, &l.f, err, sizeof err);
   CHECK_MSG(rc == 0, "gguf_open %s: %s", path, err);
   if (!rc) {
     rc = slm_vocab_load(l.f, &l.v, err, sizeof err);
@@ -83,7 +83,7 @@ static void unload(struct loaded *l) { (void)l; }
 static void free_all(void) {
   for (int i = 0; i < n_cache; i++) {
     slm_vocab_free(cache[i].l.v);
-    gguf_close(cache[i].l.f);
+    slm_gguf_close(cache[i].l.f);
   }
   n_cache = 0;
 }
@@ -692,44 +692,44 @@ struct mini {
   int add_bos;                  /* -1: not written */
 };
 
-static int mini_load(const struct mini *m, struct slm_vocab **v, struct gguf_file **f, void **buf,
+static int mini_load(const struct mini *m, struct slm_vocab **v, struct slm_gguf_file **f, void **buf,
                      char *err, size_t errlen) {
-  struct gguf_writer *w = gguf_writer_new();
-  if (m->model) gguf_w_str(w, "tokenizer.ggml.model", m->model);
-  if (m->pre) gguf_w_str(w, "tokenizer.ggml.pre", m->pre);
+  struct slm_gguf_writer *w = slm_gguf_writer_new();
+  if (m->model) slm_gguf_w_str(w, "tokenizer.ggml.model", m->model);
+  if (m->pre) slm_gguf_w_str(w, "tokenizer.ggml.pre", m->pre);
   if (m->tokens_not_strings) {
     int32_t x[3] = {1, 2, 3};
-    gguf_w_arr_i32(w, "tokenizer.ggml.tokens", x, 3);
+    slm_gguf_w_arr_i32(w, "tokenizer.ggml.tokens", x, 3);
   } else if (m->tokens) {
-    gguf_w_arr_str(w, "tokenizer.ggml.tokens", m->tokens, (size_t)m->n_tokens);
+    slm_gguf_w_arr_str(w, "tokenizer.ggml.tokens", m->tokens, (size_t)m->n_tokens);
   }
-  if (m->scores) gguf_w_arr_f32(w, "tokenizer.ggml.scores", m->scores, (size_t)m->n_scores);
-  if (m->types) gguf_w_arr_i32(w, "tokenizer.ggml.token_type", m->types, (size_t)m->n_types);
-  if (m->merges) gguf_w_arr_str(w, "tokenizer.ggml.merges", m->merges, (size_t)m->n_merges);
-  if (m->bos != -2) gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)m->bos);
-  if (m->add_bos >= 0) gguf_w_bool(w, "tokenizer.ggml.add_bos_token", m->add_bos != 0);
+  if (m->scores) slm_gguf_w_arr_f32(w, "tokenizer.ggml.scores", m->scores, (size_t)m->n_scores);
+  if (m->types) slm_gguf_w_arr_i32(w, "tokenizer.ggml.token_type", m->types, (size_t)m->n_types);
+  if (m->merges) slm_gguf_w_arr_str(w, "tokenizer.ggml.merges", m->merges, (size_t)m->n_merges);
+  if (m->bos != -2) slm_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)m->bos);
+  if (m->add_bos >= 0) slm_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", m->add_bos != 0);
   size_t len;
   *buf = NULL;
   *v = NULL;
   *f = NULL;
-  int rc = gguf_writer_write_mem(w, buf, &len, err, errlen);
-  gguf_writer_free(w);
+  int rc = slm_gguf_writer_write_mem(w, buf, &len, err, errlen);
+  slm_gguf_writer_free(w);
   if (rc) return rc;
-  rc = gguf_open_mem(*buf, len, f, err, errlen);
+  rc = slm_gguf_open_mem(*buf, len, f, err, errlen);
   if (rc) return rc;
   return slm_vocab_load(*f, v, err, errlen);
 }
 
-static void mini_free(struct slm_vocab *v, struct gguf_file *f, void *buf) {
+static void mini_free(struct slm_vocab *v, struct slm_gguf_file *f, void *buf) {
   slm_vocab_free(v);
-  gguf_close(f);
+  slm_gguf_close(f);
   free(buf);
 }
 
 /* Loads M and expects failure with a message containing WHAT. */
 static void expect_refused(const struct mini *m, int code, const char *what) {
   struct slm_vocab *v;
-  struct gguf_file *f;
+  struct slm_gguf_file *f;
   void *buf;
   char err[256] = "";
   int rc = mini_load(m, &v, &f, &buf, err, sizeof err);
@@ -750,7 +750,7 @@ static void test_mini_vocabs(void) {
                    .types = types, .n_types = 8, .merges = m1, .n_merges = 3, .bos = -2,
                    .add_bos = -1};
   struct slm_vocab *v;
-  struct gguf_file *f;
+  struct slm_gguf_file *f;
   void *buf;
   char err[256] = "";
   int rc = mini_load(&m, &v, &f, &buf, err, sizeof err);
@@ -900,10 +900,10 @@ static void test_threads(void) {
       off += (size_t)want_n[i];
     }
     /* a fresh copy, cold memo */
-    struct gguf_file *f;
+    struct slm_gguf_file *f;
     struct slm_vocab *v;
     char err[256];
-    if (gguf_open(check_shared_path(files[k]), &f, err, sizeof err) ||
+    if (slm_gguf_open(check_shared_path(files[k]), &f, err, sizeof err) ||
         slm_vocab_load(f, &v, err, sizeof err)) {
       CHECK_MSG(0, "%s: %s", files[k], err);
       continue;
@@ -919,7 +919,7 @@ static void test_threads(void) {
       CHECK_EQ_INT(jobs[i].bad, 0);
     }
     slm_vocab_free(v);
-    gguf_close(f);
+    slm_gguf_close(f);
   }
 }
 
