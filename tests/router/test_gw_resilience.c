@@ -1,7 +1,8 @@
 /*
  * test_gw_resilience.c: retries, fallbacks, load balancing, circuit breakers and deadlines,
  * against the real binary with faults injected by the mock upstream (three mock processes A, B,
- * C behind providers a, b, c, and a closed port behind provider dead).
+ * C behind providers a, b, c, A's Anthropic surface behind provider an, and a closed port behind
+ * provider dead).
  *
  * Every case asserts what the client received (status, body or stream, x-tiergate-route,
  * x-tiergate-attempts, x-should-retry), how long it took (the waits the config and the upstream
@@ -596,6 +597,75 @@ static void test_breaker_fail_fast(void) {
   th_resp_free(&r);
 }
 
+/* ------------------------------------------------------------------ the Anthropic side */
+
+/* POSTs an Anthropic Messages request (anthropic-version 2023-06-01) for MODEL. */
+static double messages(const char *model, bool stream, const char *extra, struct th_resp *r) {
+  char *body = th_fmt("{\"model\":\"%s\",\"max_tokens\":64,\"stream\":%s,\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"a b\"}]%s%s}",
+                      model, stream ? "true" : "false", extra ? "," : "", extra ? extra : "");
+  const char *hdr[] = {"Content-Type: application/json", "anthropic-version: 2023-06-01",
+                       "x-api-key: sk-client", NULL};
+  struct th_req rq = {.method = "POST", .body = body, .headers = hdr, .timeout_ms = 15000};
+  double t0 = th_now_ms();
+  gw_req(&rq, "/v1/messages", r);
+  free(body);
+  return th_now_ms() - t0;
+}
+
+static void test_anthropic(void) {
+  struct th_resp r;
+  json_t *log, *row;
+  /* an Anthropic client, an Anthropic upstream answering 529 (overloaded) once: retried */
+  long long a0 = count(&it.mock);
+  messages("claude-r", false, "\"mock\":{\"status\":529,\"fail_times\":1,\"tag\":\"an529\"}", &r);
+  CHECK_MSG(r.status == 200, "anthropic 529 then success: %ld %.200s", r.status, r.body);
+  CHECK_STR(jstr(r.json, "type"), "message");
+  CHECK_STR(hdr(&r, "x-tiergate-attempts"), "2");
+  CHECK_EQ_INT(count(&it.mock) - a0, 2);
+  row = row_and_log(&r, &log);
+  CHECK_STR(jstr(row, "client_api"), "anthropic");
+  CHECK_EQ_INT(row_int(row, "attempts"), 2);
+  CHECK_STR(jstr(log, "0.class"), "529");
+  CHECK_STR(jstr(log, "0.deployment"), "an/claude-haiku-4-5");
+  CHECK_STR(jstr(log, "1.next"), "answer");
+  json_decref(log);
+  json_decref(row);
+  th_resp_free(&r);
+
+  /* the same, streamed: the 529 comes before any event, the client sees one clean stream */
+  messages("claude-r", true, "\"mock\":{\"status\":529,\"fail_times\":1,\"tag\":\"an529s\"}", &r);
+  CHECK_EQ_INT(r.status, 200);
+  CHECK_MSG(r.body && strstr(r.body, "event: message_stop"), "no message_stop in %.300s", r.body);
+  CHECK_MSG(r.body && !strstr(r.body, "event: error"), "error event in a retried stream");
+  th_resp_free(&r);
+
+  /* an OpenAI client whose Claude model is overloaded falls back to an OpenAI model on another
+   * provider: translated call first, native one second */
+  long long b0 = count(&mock_b);
+  chat("claude-fb", false, NULL, NULL, &r);
+  check_ok_plain(&r, "fallback from an Anthropic upstream");
+  CHECK_STR(hdr(&r, "x-tiergate-route"), "b/gpt-4o-mini");
+  CHECK_EQ_INT(count(&mock_b) - b0, 1);
+  row = row_and_log(&r, &log);
+  CHECK_STR(jstr(log, "0.deployment"), "an/claude-haiku-4-5;status=529");
+  CHECK_EQ_INT(jint(log, "0.status"), 529);
+  CHECK_STR(jstr(log, "0.next"), "fallback");
+  CHECK_STR(jstr(log, "1.model"), "fb2");
+  json_decref(log);
+  json_decref(row);
+  th_resp_free(&r);
+
+  /* open breakers fail fast in the caller's own error shape */
+  messages("gone", false, NULL, &r);
+  CHECK_EQ_INT(r.status, 503);
+  CHECK_STR(jstr(r.json, "type"), "error");
+  CHECK_MSG(jstr(r.json, "error.type") != NULL, "no Anthropic error type: %.200s", r.body);
+  CHECK_STR(hdr(&r, "x-should-retry"), "true");
+  CHECK(hdr(&r, "retry-after") != NULL);
+  th_resp_free(&r);
+}
+
 /* ------------------------------------------------------------------ clients that leave */
 
 static void test_disconnect_during_backoff(void) {
@@ -669,6 +739,7 @@ int main(void) {
       "  b: {kind: openai, base_url: 'http://127.0.0.1:%d/v1', api_key_env: TIERGATE_TEST_KEY}\n"
       "  c: {kind: openai, base_url: 'http://127.0.0.1:%d/v1', api_key_env: TIERGATE_TEST_KEY}\n"
       "  dead: {kind: openai, base_url: 'http://127.0.0.1:%d/v1', api_key_env: TIERGATE_TEST_KEY}\n"
+      "  an: {kind: anthropic, base_url: 'http://127.0.0.1:%d', api_key_env: TIERGATE_TEST_KEY}\n"
       "models:\n"
       "  retry:\n"
       "    provider: a\n"
@@ -706,6 +777,11 @@ int main(void) {
       "    timeouts: {first_byte: 200ms}\n"
       "    retry: {max_attempts: 2, base_delay: 10ms, jitter: none}\n"
       "    breaker: {failures: 2, error_rate: 0%%, cooldown: 400ms}\n"
+      "  claude-r:\n"
+      "    provider: an\n"
+      "    model: claude-haiku-4-5\n"
+      "    retry: {max_attempts: 3, base_delay: 20ms, jitter: none}\n"
+      "  claude-fb: {provider: an, model: 'claude-haiku-4-5;status=529', fallbacks: [fb2]}\n"
       "  gone:\n"
       "    provider: dead\n"
       "    model: gone-model\n"
@@ -718,7 +794,7 @@ int main(void) {
       "  client_timeout: 5s\n"
       "retry: {max_attempts: 1}\n"
       "breaker: {failures: 0, error_rate: 0%%}\n",
-      it.gw.db_path, it.mock.port, mock_b.port, mock_c.port, dead);
+      it.gw.db_path, it.mock.port, mock_b.port, mock_c.port, dead, it.mock.port);
   int rc = th_gw_start(&it.gw, yaml, th_gw_test_env());
   free(yaml);
   if (rc) {
@@ -734,6 +810,7 @@ int main(void) {
   test_least_in_flight();
   test_breaker();
   test_breaker_fail_fast();
+  test_anthropic();
   test_disconnect_during_backoff();
   test_in_flight_settled();
   itest_finish();
