@@ -115,6 +115,7 @@ static void on_headers(struct rt_req *r, int status, const struct up_header *h, 
     char fallback[64];
     snprintf(fallback, sizeof fallback, "msg_%s", r->id);
     struct rt_xs_opts o = {shown_model(r), rt_wall_us() / 1000000, r->client_usage, fallback};
+    rt_xs_free(r->xs); /* reset() already did, after a failed attempt; never two */
     r->xs = rt_xs_new(ac ? RT_XS_O2A : RT_XS_A2O, &o);
     if (!r->xs) {
       r->up_body = evbuffer_new(); /* out of memory: fails in on_done as a bad reply */
