@@ -48,6 +48,7 @@ struct db_row {
   int64_t started_us;         /* wall clock, microseconds since the epoch */
   int64_t finished_us;
   const char *client_api;     /* "openai" | "anthropic" */
+  const char *endpoint;       /* "POST /v1/chat/completions", "GET /healthz", ... */
   const char *tenant;         /* virtual key / tenant, if any */
   const char *task;           /* filled by the router issues; NULL for now */
   const char *route;          /* "provider/model" that served it, or NULL */

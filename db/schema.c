@@ -70,6 +70,8 @@ static const struct migration migrations[] = {
     {2, "upstream attempts (retries, fallbacks)",
      "ALTER TABLE requests ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE requests ADD COLUMN attempt_log TEXT;"},   /* JSON: why earlier ones failed */
+    {3, "endpoint of every request (operational GETs are logged too)",
+     "ALTER TABLE requests ADD COLUMN endpoint TEXT;"},      /* "POST /v1/messages", ... */
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -78,8 +80,9 @@ const char db_insert_sql[] =
     "INSERT INTO requests (request_id, started_us, finished_us, client_api, tenant, task, route,"
     " provider, model, upstream_model, streamed, input_tokens, cached_tokens, cache_write_tokens,"
     " output_tokens, reasoning_tokens, cost_pusd, baseline_cost_pusd, total_ms, upstream_ms,"
-    " ttft_ms, overhead_ms, http_status, error_class, error_message, attempts, attempt_log)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " ttft_ms, overhead_ms, http_status, error_class, error_message, attempts, attempt_log,"
+    " endpoint)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 int db_schema_version(void) { return migrations[N_MIGRATIONS - 1].version; }
 

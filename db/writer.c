@@ -99,7 +99,7 @@ static const char *put(char **p, const char *s, size_t cap) {
 static struct qrow *pack(const struct db_row *r) {
   size_t need = 0;
   const char *strs[] = {r->client_api, r->tenant,   r->task,           r->route,
-                        r->provider,   r->model,    r->upstream_model, r->error_class};
+                        r->provider,   r->model,    r->upstream_model, r->error_class, r->endpoint};
   for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
     if (strs[i]) need += capped_len(strs[i], CAP_SHORT) + 1;
   if (r->error_message) need += capped_len(r->error_message, CAP_MESSAGE) + 1;
@@ -117,6 +117,7 @@ static struct qrow *pack(const struct db_row *r) {
   q->r.model = put(&p, r->model, CAP_SHORT);
   q->r.upstream_model = put(&p, r->upstream_model, CAP_SHORT);
   q->r.error_class = put(&p, r->error_class, CAP_SHORT);
+  q->r.endpoint = put(&p, r->endpoint, CAP_SHORT);
   q->r.error_message = put(&p, r->error_message, CAP_MESSAGE);
   q->r.attempt_log = put(&p, r->attempt_log, CAP_ATTEMPT_LOG);
   return q;
@@ -169,6 +170,7 @@ static int insert_row(sqlite3_stmt *st, const struct db_row *r) {
   bind_text(st, k++, r->error_message);
   sqlite3_bind_int(st, k++, r->attempts > 0 ? r->attempts : 0);
   bind_text(st, k++, r->attempt_log);
+  bind_text(st, k++, r->endpoint);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);

@@ -2,9 +2,9 @@
  * request.c: the request lifecycle: route a parsed request to its surface, the one error path,
  * and the end of every request (one metrics observation, one log row).
  *
- * Which requests get a log row: every API request (POST), and every error reply whatever the
- * path. Successful operational GETs (/healthz, /metrics, /v1/models) are counted in the metrics
- * but not logged, so monitoring probes do not flood the cost log.
+ * Every request that reaches the gateway gets one log row, operational GETs (/healthz, /metrics,
+ * /v1/models) included: the row's endpoint column ("GET /healthz") tells them apart, so cost
+ * reports filter on it instead of the log silently missing requests.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -157,17 +157,24 @@ void rt_req_on_drain(struct rt_req *r) {
   }
 }
 
-static bool loggable(const struct rt_req *r) {
-  if (r->status >= 400 || r->error_class) return true;
-  switch (r->route) {
-  case RT_ROUTE_HEALTHZ:
-  case RT_ROUTE_METRICS:
-  case RT_ROUTE_MODELS:
-  case RT_ROUTE_MODEL:
-    return false;
-  default:
-    return true;
+/* "METHOD /path" for the endpoint column: the route's own label for known routes, else the
+ * request's path, printable ASCII only and capped (the path is whatever the client sent). */
+static void endpoint_text(const struct rt_req *r, char *buf, size_t cap) {
+  const char *m = r->head.method[0] ? r->head.method : "-";
+  if (r->route != RT_ROUTE_OTHER && r->route != RT_ROUTE_MODEL) {
+    snprintf(buf, cap, "%s %s", m, rt_route_label(r->route));
+    return;
   }
+  size_t n = (size_t)snprintf(buf, cap, "%s ", m);
+  if (n >= cap) return;
+  size_t plen = r->head.target ? r->head.path_len : 0;
+  if (plen > 200) plen = 200;
+  for (size_t i = 0; i < plen && n + 1 < cap; i++) {
+    unsigned char c = (unsigned char)r->head.target[i];
+    buf[n++] = c > 0x20 && c < 0x7f ? (char)c : '?';
+  }
+  if (!plen && n + 1 < cap) buf[n++] = '-';
+  buf[n] = 0;
 }
 
 void rt_req_log(struct rt_req *r) {
@@ -200,7 +207,9 @@ void rt_req_log(struct rt_req *r) {
   };
   rt_metrics_observe(s->metrics, &o);
 
-  if (!s->db || !loggable(r)) return;
+  if (!s->db) return;
+  char endpoint[256];
+  endpoint_text(r, endpoint, sizeof endpoint);
   char route[512];
   const char *provider = NULL, *upstream_model = NULL;
   if (r->model) {
@@ -214,6 +223,7 @@ void rt_req_log(struct rt_req *r) {
       .started_us = r->wall0_us,
       .finished_us = r->wall0_us + (t_end - r->t0),
       .client_api = r->surface->name,
+      .endpoint = endpoint,
       .route = provider ? route : NULL,
       .provider = provider,
       .model = r->model_name ? model : NULL,

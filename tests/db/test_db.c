@@ -73,7 +73,7 @@ static const char *const all_columns[] = {
     "provider", "model", "upstream_model", "streamed", "input_tokens", "cached_tokens",
     "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_pusd", "baseline_cost_pusd",
     "total_ms", "upstream_ms", "ttft_ms", "overhead_ms", "http_status", "error_class",
-    "error_message", "cost_usd", "baseline_cost_usd", "attempts", "attempt_log", NULL};
+    "error_message", "cost_usd", "baseline_cost_usd", "attempts", "attempt_log", "endpoint", NULL};
 
 static void test_round_trip(void) {
   const char *path = tmp_path("rt.db");
@@ -109,6 +109,7 @@ static void test_round_trip(void) {
       .error_message = "first attempt: 503 «overloaded»",
       .attempts = 2,
       .attempt_log = "[{\"status\":503,\"ms\":20}]",
+      .endpoint = "POST /v1/chat/completions",
   };
   snprintf(full.request_id, sizeof full.request_id, "req-0123456789abcdef");
   struct db_row empty = {.started_us = 5, .finished_us = 6, .total_ms = 0.5, .upstream_ms = -1,
@@ -150,7 +151,7 @@ static void test_round_trip(void) {
     if (all_columns[ncol]) ncol++;
   }
   sqlite3_finalize(st2);
-  CHECK_EQ_INT(ncol, 30);
+  CHECK_EQ_INT(ncol, 31);
 
   CHECK(sqlite3_prepare_v2(db,
                            "SELECT id, request_id, started_us, finished_us, client_api, tenant, "
@@ -158,7 +159,7 @@ static void test_round_trip(void) {
                            "cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, "
                            "cost_pusd, baseline_cost_pusd, total_ms, upstream_ms, ttft_ms, "
                            "overhead_ms, http_status, error_class, error_message, cost_usd, "
-                           "baseline_cost_usd, attempts, attempt_log FROM requests ORDER BY id",
+                           "baseline_cost_usd, attempts, attempt_log, endpoint FROM requests ORDER BY id",
                            -1, &st2, NULL) == SQLITE_OK);
   CHECK(sqlite3_step(st2) == SQLITE_ROW);
 #define TXT(i) ((const char *)sqlite3_column_text(st2, i))
@@ -195,6 +196,7 @@ static void test_round_trip(void) {
   CHECK(DBL(27) == 4000000000LL / 1e12);
   CHECK_EQ_INT(I64(28), 2);
   CHECK_STR(TXT(29), "[{\"status\":503,\"ms\":20}]");
+  CHECK_STR(TXT(30), "POST /v1/chat/completions");
 
   CHECK(sqlite3_step(st2) == SQLITE_ROW);
   CHECK_STR(TXT(1), "req-2");
@@ -205,7 +207,7 @@ static void test_round_trip(void) {
   CHECK(DBL(19) == 0.5);
   CHECK(ISNULL(20) && ISNULL(21));
   CHECK_STR(TXT(24), "bad_request");
-  CHECK(ISNULL(25) && ISNULL(26) && ISNULL(27) && ISNULL(29));
+  CHECK(ISNULL(25) && ISNULL(26) && ISNULL(27) && ISNULL(29) && ISNULL(30));
   CHECK_EQ_INT(I64(28), 0);
 
   CHECK(sqlite3_step(st2) == SQLITE_ROW);
@@ -463,6 +465,7 @@ static void test_old_version(void) {
   CHECK_EQ_INT(query_int(db, "SELECT attempt_log IS NULL FROM requests WHERE request_id='old-1'"), 1);
   CHECK_EQ_INT(query_int(db, "SELECT cost_pusd FROM requests WHERE request_id='old-1'"), 42);
   CHECK_EQ_INT(query_int(db, "SELECT attempts FROM requests WHERE request_id='new-1'"), 3);
+  CHECK_EQ_INT(query_int(db, "SELECT endpoint IS NULL FROM requests WHERE request_id='old-1'"), 1);
   sqlite3_close(db);
   rm_db(path);
 }

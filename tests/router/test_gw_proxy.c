@@ -328,13 +328,28 @@ static void test_incremental(void) {
   close(fd);
 }
 
+/* Operational GETs are logged too, one row each, told apart by the endpoint column. */
+static void check_endpoint_row(const struct th_resp *r, const char *endpoint, int status) {
+  itest_note_id(r);
+  json_t *row = db_row_of(r);
+  CHECK_STR(jstr(row, "endpoint"), endpoint);
+  CHECK_EQ_INT(jint(row, "http_status"), status);
+  CHECK(json_is_null(jget(row, "cost_pusd")));
+  json_decref(row);
+}
+
 static void test_other_routes(void) {
   struct th_resp r;
   CHECK_EQ_INT(th_get(it.gw.url, "/healthz", &r), 0);
   CHECK_EQ_INT(r.status, 200);
+  check_endpoint_row(&r, "GET /healthz", 200);
   th_resp_free(&r);
 
-  /* Not API calls: no log row expected, so not counted (th_get, not gw_req). */
+  CHECK_EQ_INT(th_get(it.gw.url, "/v1/models/gpt-4o", &r), 0);
+  CHECK_EQ_INT(r.status, 200);
+  check_endpoint_row(&r, "GET /v1/models/gpt-4o", 200);
+  th_resp_free(&r);
+
   CHECK_EQ_INT(th_get(it.gw.url, "/v1/models", &r), 0);
   CHECK_EQ_INT(r.status, 200);
   CHECK_STR(jstr(r.json, "object"), "list");
@@ -353,6 +368,7 @@ static void test_other_routes(void) {
     }
     CHECK_MSG(found, "model %s missing from /v1/models", want[k]);
   }
+  check_endpoint_row(&r, "GET /v1/models", 200);
   th_resp_free(&r);
 
   /* Prometheus text with the requests made so far. */
@@ -360,6 +376,7 @@ static void test_other_routes(void) {
   CHECK_EQ_INT(r.status, 200);
   CHECK(strstr(r.body, "# TYPE") != NULL);
   CHECK(strstr(r.body, "gpt-4o-mini") != NULL);
+  check_endpoint_row(&r, "GET /metrics", 200);
   th_resp_free(&r);
 }
 

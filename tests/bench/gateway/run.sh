@@ -191,6 +191,6 @@ echo "$(cat "$OUT/load.txt") at the start, $(cut -d' ' -f1-3 /proc/loadavg) at t
 # Clean shutdown: every row must be on disk afterwards.
 kill -TERM "$TG_PID"
 for _ in $(seq 300); do kill -0 "$TG_PID" 2>/dev/null || break; sleep 0.1; done
-sqlite3 "$OUT/tiergate.db" "SELECT COUNT(*), SUM(http_status = 200), COUNT(DISTINCT request_id) FROM requests" >"$OUT/rows.txt"
+sqlite3 "$OUT/tiergate.db" "SELECT COUNT(*), SUM(http_status = 200), COUNT(DISTINCT request_id) FROM requests WHERE endpoint LIKE 'POST %'" >"$OUT/rows.txt"
 
 node "$here/report.mjs" "$OUT" | tee "$OUT/report.md"
