@@ -63,6 +63,7 @@ struct slm_tensor {
   void *x8;
   size_t x8_gs;
   int64_t x8_rows;
+  void *own;             /* heap copy that DATA points to (freed with the model), or NULL */
 };
 
 struct slm_layer {
@@ -86,14 +87,17 @@ struct slm_model {
   struct slm_tensor output_norm;   /* F32 [n_embd] */
   struct slm_tensor output;        /* [n_embd -> n_vocab]; == tok_embd when tied */
   const float *rope_freqs;         /* llama3 rope scaling: n_rot/2 divisors of the frequencies, or NULL */
+  float *rope_freqs_own;           /* its heap copy, if it was moved off the mapping */
   struct slm_layer *layers;        /* n_layer */
   uint64_t tensor_bytes;
-  uint64_t repacked_bytes;         /* heap copies in the x8 layout (their file pages are dropped) */
-  /* When the tied embedding was repacked, its file pages were dropped from memory; token lookups
-   * then read their row with pread() from this descriptor (at embd_offset + row * row_bytes), so
-   * they do not fault the whole tensor back in over time. -1 otherwise. */
-  int embd_fd;
-  uint64_t embd_offset;
+  uint64_t repacked_bytes;         /* heap copies in the x8 layout */
+  uint64_t copied_bytes;           /* heap copies of the tensors used in their original layout */
+  /* The model file, read with pread(): the repack reads its input this way, and so do token
+   * lookups (slm_model_embed), so that once a model is repacked the forward pass never touches
+   * the tensor data of the mapping. Faulting a mapped file page can map a whole large folio
+   * (2 MiB on ext4 with large folios) and bring back pages a repack had dropped: RSS would then
+   * depend on the page cache's state. -1 if the file could not be reopened (the mapping is used). */
+  int fd;
 };
 
 /* ---------------------------------------------------------------- thread pool (threadpool.c) */

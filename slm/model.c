@@ -280,10 +280,8 @@ static int load_tensors(struct slm_model *m, char *err, size_t errlen) {
 
 /* ---------------------------------------------------------------- repacking */
 
-/* Gives the file pages wholly inside [p, p + n) back: after a repack nothing reads them (except
- * token lookups in a tied embedding, which fault single rows back in), so RSS stays about the
- * file size instead of file + copy. The mapping is private and read-only: dropped pages read
- * back the same bytes from the file if touched again. */
+/* Gives the file pages wholly inside [p, p + n) back (if anything mapped them). The mapping is
+ * private and read-only: dropped pages read back the same bytes from the file if touched again. */
 static void drop_pages(const void *p, size_t n) {
   long ps = sysconf(_SC_PAGESIZE);
   if (ps <= 0) return;
@@ -292,9 +290,30 @@ static void drop_pages(const void *p, size_t n) {
   if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-/* Repacks T into the x8 layout if this kernel level has an x8 gemm for its type. Failing to
- * allocate is not an error: the original rows still work. */
-static void repack(struct slm_model *m, struct slm_tensor *t) {
+/* Reads the N bytes of tensor data that P points to in the mapping from the file itself into
+ * BUF. False if it cannot (no descriptor, a short read): the caller then reads the mapping. */
+static bool file_read(const struct slm_model *m, const void *p, void *buf, size_t n) {
+  if (m->fd < 0) return false;
+  off_t off = (off_t)((const uint8_t *)p - (const uint8_t *)slm_gguf_base(m->gguf));
+  for (size_t done = 0; done < n;) {
+    ssize_t k = pread(m->fd, (uint8_t *)buf + done, n - done, off + (off_t)done);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return false;
+    done += (size_t)k;
+  }
+  return true;
+}
+
+static bool in_mapping(const struct slm_model *m, const void *p) {
+  const uint8_t *base = slm_gguf_base(m->gguf);
+  return p && (const uint8_t *)p >= base && (const uint8_t *)p < base + slm_gguf_file_size(m->gguf);
+}
+
+/* Repacks T into the x8 layout if this kernel level has an x8 gemm for its type, reading the
+ * original rows from the file in slices through BUF (CAP bytes), so the mapping is not faulted
+ * in: peak RSS is the copies plus one slice, not plus the file. Failing to allocate is not an
+ * error: the original rows still work. */
+static void repack(struct slm_model *m, struct slm_tensor *t, uint8_t *buf, size_t cap) {
   if (!t->data || t->x8 || !m->kern->gemm_x8[t->type]) return;
   size_t gs = slm_repack_x8_size(t->type, t->ne0);
   int64_t rows = t->ne1 / 8 * 8;
@@ -302,15 +321,20 @@ static void repack(struct slm_model *m, struct slm_tensor *t) {
   size_t bytes = (size_t)(rows / 8) * gs;
   void *x8 = aligned_alloc(64, (bytes + 63) / 64 * 64);
   if (!x8) return;
-  /* in slices of ~4 MiB, dropping the file pages behind each: peak RSS is the file plus one
-   * slice, not plus a whole tensor (the tied embedding of a 150k vocabulary is 100+ MiB) */
-  int64_t slice = (int64_t)((4u << 20) / t->row_bytes) / 8 * 8;
+  int64_t slice = (int64_t)((cap ? cap : 4u << 20) / t->row_bytes) / 8 * 8;
   if (slice < 8) slice = 8;
+  bool mapped = false;
   for (int64_t r = 0; r < rows; r += slice) {
     int64_t nr = rows - r < slice ? rows - r : slice;
-    slm_repack_x8(t->type, t->ne0, nr, (const uint8_t *)t->data + (size_t)r * t->row_bytes,
-                  t->row_bytes, (uint8_t *)x8 + (size_t)(r / 8) * gs);
-    drop_pages(t->data, t->row_bytes * (size_t)(r + nr));
+    const uint8_t *src = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
+    size_t n = t->row_bytes * (size_t)nr;
+    if (n <= cap && file_read(m, src, buf, n)) {
+      src = buf;
+    } else {
+      mapped = true;
+    }
+    slm_repack_x8(t->type, t->ne0, nr, src, t->row_bytes, (uint8_t *)x8 + (size_t)(r / 8) * gs);
+    if (mapped) drop_pages(t->data, t->row_bytes * (size_t)(r + nr));
   }
   t->x8 = x8;
   t->x8_gs = gs;
@@ -318,20 +342,86 @@ static void repack(struct slm_model *m, struct slm_tensor *t) {
   m->repacked_bytes += bytes;
 }
 
-static void unrepack(struct slm_tensor *t) {
-  free(t->x8);
-  t->x8 = NULL;
+/* Moves T to the heap when the forward pass reads its original rows (not repacked, or rows past
+ * the repacked ones): once a model is repacked, nothing reads the mapping's tensor data. */
+static void detach(struct slm_model *m, struct slm_tensor *t) {
+  if (!in_mapping(m, t->data) || (t->x8 && t->x8_rows == t->ne1)) return;
+  size_t n = t->row_bytes * (size_t)t->ne1;
+  void *c = aligned_alloc(64, (n + 63) / 64 * 64);
+  if (!c) return;
+  if (!file_read(m, t->data, c, n)) {
+    free(c);
+    return;
+  }
+  t->data = t->own = c;
+  m->copied_bytes += n;
 }
 
-/* Every matrix the forward pass multiplies with (not token_embd unless it is the tied output:
- * lookups read its original rows). */
+/* Every tensor the forward pass reads, token_embd last (when tied it is `output`). */
+static size_t model_tensors(struct slm_model *m, struct slm_tensor **out, size_t cap) {
+  size_t n = 0;
+  for (int i = 0; m->layers && i < m->hp.n_layer; i++) {
+    struct slm_layer *L = &m->layers[i];
+    struct slm_tensor *ts[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk,
+                               &L->bv, &L->q_norm, &L->k_norm, &L->ffn_norm, &L->w_gate,
+                               &L->w_up, &L->w_down};
+    for (size_t j = 0; j < sizeof ts / sizeof ts[0] && n < cap; j++) out[n++] = ts[j];
+  }
+  if (n < cap) out[n++] = &m->output_norm;
+  if (n < cap) out[n++] = &m->output;
+  if (n < cap && m->tok_embd.data != m->output.data) out[n++] = &m->tok_embd;
+  return n;
+}
+
+/* Repacks every matrix the forward pass multiplies with (not token_embd unless it is the tied
+ * output: lookups read its original rows). Then, if anything was repacked, moves what is still
+ * read in its original layout to the heap (norms, biases, types without an x8 kernel) and drops
+ * the whole mapped tensor data: from then on RSS is the heap copies, whatever the page cache does.
+ * A model with nothing to repack (F16, F32, the reference level) is used in place. */
 static void repack_all(struct slm_model *m) {
+  size_t cap = 4u << 20;
+  uint8_t *buf = m->fd >= 0 ? malloc(cap) : NULL;
+  if (!buf) cap = 0;
   for (int i = 0; i < m->hp.n_layer; i++) {
     struct slm_layer *L = &m->layers[i];
     struct slm_tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-    for (size_t j = 0; j < sizeof ts / sizeof ts[0]; j++) repack(m, ts[j]);
+    for (size_t j = 0; j < sizeof ts / sizeof ts[0]; j++) repack(m, ts[j], buf, cap);
   }
-  repack(m, &m->output);
+  repack(m, &m->output, buf, cap);
+  free(buf);
+  if (!m->repacked_bytes || m->fd < 0) return;
+  size_t cap_t = (size_t)m->hp.n_layer * 14 + 3;
+  struct slm_tensor **ts = malloc(cap_t * sizeof *ts);
+  if (!ts) return;
+  size_t n = model_tensors(m, ts, cap_t);
+  for (size_t i = 0; i < n; i++) {
+    struct slm_tensor *t = ts[i];
+    if (t == &m->tok_embd) continue;   /* an untied embedding: looked up with pread */
+    bool tied = t == &m->output && m->tok_embd.data == m->output.data;
+    detach(m, t);
+    if (tied && t->own) m->tok_embd.data = t->data;   /* lookups read the copy */
+  }
+  free(ts);
+  if (m->rope_freqs && in_mapping(m, m->rope_freqs)) {
+    size_t nb = sizeof(float) * (size_t)(m->hp.n_rot / 2);
+    float *c = malloc(nb);
+    if (c && file_read(m, m->rope_freqs, c, nb)) m->rope_freqs = m->rope_freqs_own = c;
+    else free(c);
+  }
+  /* the tensor data region: from the first tensor to the end of the file */
+  const uint8_t *base = slm_gguf_base(m->gguf), *lo = base + slm_gguf_file_size(m->gguf);
+  for (uint64_t i = 0; i < slm_gguf_n_tensors(m->gguf); i++) {
+    const uint8_t *d = slm_gguf_tensor_at(m->gguf, i)->data;
+    if (d && d < lo) lo = d;
+  }
+  drop_pages(lo, (size_t)(base + slm_gguf_file_size(m->gguf) - lo));
+}
+
+static void unrepack(struct slm_tensor *t) {
+  free(t->x8);
+  t->x8 = NULL;
+  free(t->own);
+  t->own = NULL;
 }
 
 /* use_mlock: pins what decode reads (repacked copies, and the tensors used in place) so it is
@@ -362,11 +452,9 @@ static void lock_weights(struct slm_model *m) {
 void slm_model_embed(const struct slm_model *m, slm_token t, float *out, void *buf) {
   const struct slm_tensor *e = &m->tok_embd;
   const uint8_t *row = (const uint8_t *)e->data + (size_t)t * e->row_bytes;
-  if (m->embd_fd >= 0) {
-    off_t off = (off_t)(m->embd_offset + (uint64_t)t * e->row_bytes);
-    if (pread(m->embd_fd, buf, e->row_bytes, off) == (ssize_t)e->row_bytes) row = buf;
-    /* a failed read (cannot happen on a validated, open file) falls back to the mapping */
-  }
+  /* a row still in the mapping is read from the file (see struct slm_model's fd); a failed read
+   * (cannot happen on a validated, open file) falls back to the mapping */
+  if (in_mapping(m, row) && file_read(m, row, buf, e->row_bytes)) row = buf;
   slm_dequantize_row(e->type, row, out, e->ne0);
 }
 
@@ -408,7 +496,7 @@ struct slm_model *slm_model_load(const char *path, const struct slm_model_params
     set_err(err, errlen, "out of memory");
     return NULL;
   }
-  m->embd_fd = -1;
+  m->fd = -1;
   char sub[256];
   int rc = slm_gguf_open(path, &m->gguf, sub, sizeof sub);
   if (rc < 0) {
@@ -460,12 +548,9 @@ struct slm_model *slm_model_load(const char *path, const struct slm_model_params
     set_err(err, errlen, "%s: %s", path, msg);
     goto fail;
   }
+  m->fd = open(path, O_RDONLY | O_CLOEXEC);   /* -1: everything is read through the mapping */
   repack_all(m);
   if (params->use_mlock) lock_weights(m);
-  if (m->output.x8 && m->output.data == m->tok_embd.data) {
-    m->embd_fd = open(path, O_RDONLY | O_CLOEXEC);
-    m->embd_offset = (uint64_t)((const uint8_t *)m->tok_embd.data - (const uint8_t *)slm_gguf_base(m->gguf));
-  }
   return m;
 fail:
   slm_model_free(m);
@@ -477,12 +562,17 @@ void slm_model_free(struct slm_model *m) {
   if (m->layers) {
     for (int i = 0; i < m->hp.n_layer; i++) {
       struct slm_layer *L = &m->layers[i];
-      unrepack(&L->wq); unrepack(&L->wk); unrepack(&L->wv); unrepack(&L->wo);
-      unrepack(&L->w_gate); unrepack(&L->w_up); unrepack(&L->w_down);
+      struct slm_tensor *ts[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk,
+                                 &L->bv, &L->q_norm, &L->k_norm, &L->ffn_norm, &L->w_gate,
+                                 &L->w_up, &L->w_down};
+      for (size_t j = 0; j < sizeof ts / sizeof ts[0]; j++) unrepack(ts[j]);
     }
   }
   unrepack(&m->output);
-  if (m->embd_fd >= 0) close(m->embd_fd);
+  unrepack(&m->output_norm);
+  unrepack(&m->tok_embd);
+  free(m->rope_freqs_own);
+  if (m->fd >= 0) close(m->fd);
   free(m->layers);
   slm_vocab_free(m->vocab);
   slm_gguf_close(m->gguf);
