@@ -33,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Caps on the strings copied from a row: bytes, truncated at a UTF-8 boundary. */
 #define CAP_SHORT 1024          /* names, ids, classes */
@@ -207,6 +209,12 @@ static void deadline_in(struct timespec *ts, int ms) {
 static void *writer_main(void *arg) {
   struct db_writer *w = arg;
   struct qrow **batch = w->batch;
+  /* Below the event loop: on a busy machine a batch insert or a WAL checkpoint must not take a
+   * CPU from the thread that serves requests. The queue absorbs the delay (rows are only late);
+   * on Linux this setpriority() applies to the calling thread only. */
+  errno = 0;
+  int prio = getpriority(PRIO_PROCESS, 0);
+  if (errno == 0) (void)setpriority(PRIO_PROCESS, 0, prio + 10 > 19 ? 19 : prio + 10);
   pthread_mutex_lock(&w->mu);
   for (;;) {
     while (w->count == 0 && !w->closing) {

@@ -142,4 +142,10 @@ const fixedMax = Math.max(0, ...fixedRss);
 out(`| tiergate RSS < 30 MB at the fixed rates (largest RSS after a fixed-rate run) | ${(fixedMax / 1024).toFixed(1)} MB | ${verdict(fixedMax > 0 && fixedMax < 30 * 1024)} |`);
 out(`| tiergate RSS peak over the whole run, ramp to overload included | ${(hwm / 1024).toFixed(1)} MB peak, ${(cur / 1024).toFixed(1)} MB at the end${pkHwm ? `; Portkey ${(pkHwm / 1024).toFixed(1)} MB peak` : ''} | ${hwm > 0 && hwm < 30 * 1024 ? 'under 30 MB' : 'over 30 MB'} |`);
 out(`| every request through tiergate has one log row | ${rows} rows (${distinct} distinct ids, ${rows200} with status 200) for ${sent} requests sent | ${verdict(rows === sent && distinct === rows)} |`);
+if (existsSync(join(dir, 'overhead.txt'))) {
+  const [pl, st] = readFileSync(join(dir, 'overhead.txt'), 'utf8').split('\n');
+  const fmt = (l) => (l && l.includes('|') ? l.split('|').map((v) => Number(v).toFixed(3)).join(' / ') : '–');
+  out();
+  out(`tiergate's own time per request (its log's \`overhead_ms\`: total minus the upstream call, all runs), p50 / p99 / p999 ms: plain ${fmt(pl)}; streamed ${fmt(st)}.`);
+}
 console.log(lines.join('\n'));
