@@ -281,6 +281,29 @@ static const struct model_case cases[] = {
     {"tiny-qwen3-Q8_0", 0.2f, false},   {"tiny-qwen3-Q4_K_M", 0.2f, false},
 };
 
+/* A repacked model reads nothing from the mapping's tensor data after load (model.c,
+ * repack_all): every tensor the forward pass reads is repacked whole or copied to the heap, so
+ * that RSS does not depend on what the page cache maps back in. */
+static void check_off_mapping(const char *name, const struct slm_model *m) {
+  const uint8_t *base = slm_gguf_base(m->gguf), *end = base + slm_gguf_file_size(m->gguf);
+  for (int i = -1; i < m->hp.n_layer; i++) {
+    const struct slm_layer *L = i >= 0 ? &m->layers[i] : NULL;
+    const struct slm_tensor *ts[] = {
+        L ? &L->attn_norm : &m->output_norm, L ? &L->wq : &m->output, L ? &L->wk : NULL,
+        L ? &L->wv : NULL, L ? &L->wo : NULL, L ? &L->bq : NULL, L ? &L->bk : NULL,
+        L ? &L->bv : NULL, L ? &L->q_norm : NULL, L ? &L->k_norm : NULL, L ? &L->ffn_norm : NULL,
+        L ? &L->w_gate : NULL, L ? &L->w_up : NULL, L ? &L->w_down : NULL};
+    for (size_t j = 0; j < sizeof ts / sizeof ts[0]; j++) {
+      const struct slm_tensor *t = ts[j];
+      if (!t || !t->data) continue;
+      const uint8_t *d = t->data;
+      bool whole_x8 = t->x8 && t->x8_rows == t->ne1;
+      CHECK_MSG(whole_x8 || d < base || d >= end, "%s: layer %d tensor %zu is still read from the mapping",
+                name, i, j);
+    }
+  }
+}
+
 static void run_case(const struct model_case *mc) {
   char gpath[512], jpath[512];
   snprintf(gpath, sizeof gpath, "models/%s.gguf", mc->name);
@@ -305,6 +328,7 @@ static void run_case(const struct model_case *mc) {
       CHECK_MSG(m->repacked_bytes > 0, "%s: no tensor repacked at level %s", mc->name,
                 slm_cpu_level_name(levels[li]));
     if (!m->kern->gemm_x8[SLM_TYPE_Q8_0]) CHECK_EQ_U64(m->repacked_bytes, 0);
+    if (m->repacked_bytes) check_off_mapping(mc->name, m);
     /* text prompts (stories): our tokenizer must give the reference's prompt ids, so running from
      * the text is running from those ids */
     for (int r = 0; r < ref.n_runs && li == 0; r++) {
