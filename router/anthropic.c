@@ -30,8 +30,6 @@
 #include "router/internal.h"
 #include "router/xlate.h"
 
-#define MAX_UPSTREAM_BODY (32u << 20)   /* non-streamed reply we are willing to buffer */
-#define MAX_SSE_EVENT (4u << 20)        /* one SSE event from upstream */
 #define STREAM_HIGH_WATER (1u << 20)    /* pause the upstream when the client lags this much */
 
 #define ADD_LIT(b, lit) evbuffer_add((b), (lit), sizeof(lit) - 1)
@@ -438,32 +436,11 @@ static bool passed_header(const char *name) {
 }
 
 static void pass_headers(struct rt_req *r, int status, const struct up_header *h, size_t n) {
-  size_t need = 0;
-  for (size_t i = 0; i < n; i++)
-    if (passed_header(h[i].name)) need += strlen(h[i].name) + strlen(h[i].value) + 2;
-  free(r->pass_buf);
-  r->pass_buf = need ? malloc(need) : NULL;
-  r->n_pass = 0;
-  size_t off = 0;
-  for (size_t i = 0; i < n && r->pass_buf && r->n_pass < RT_MAX_PASS_HEADERS; i++) {
-    if (!passed_header(h[i].name)) continue;
-    size_t nl = strlen(h[i].name) + 1, vl = strlen(h[i].value) + 1;
-    char *name = r->pass_buf + off;
-    memcpy(name, h[i].name, nl);
-    for (char *p = name; *p; p++)
-      if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
-    memcpy(r->pass_buf + off + nl, h[i].value, vl);
-    r->pass[r->n_pass].name = name;
-    r->pass[r->n_pass].value = r->pass_buf + off + nl;
-    r->n_pass++;
-    off += nl + vl;
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (!strcasecmp(h[i].name, "content-type")) {
-      free(r->up_ctype);
-      r->up_ctype = strdup(h[i].value);
-    }
-  }
+  struct up_header keep[RT_MAX_PASS_HEADERS];
+  size_t nk = 0;
+  for (size_t i = 0; i < n && nk < RT_MAX_PASS_HEADERS; i++)
+    if (passed_header(h[i].name)) keep[nk++] = h[i];
+  rt_req_pass_headers(r, keep, nk, h, n);
   bool sse = r->up_ctype && !strncasecmp(r->up_ctype, "text/event-stream", 17);
   if (r->stream && status >= 200 && status < 300 && sse) {
     r->sse_mode = true; /* the reply starts with the first event (sse_write) */
@@ -571,35 +548,15 @@ static int pass_data(struct rt_req *r, const char *p, size_t n) {
 static void pass_done(struct rt_req *r, const struct up_result *res) {
   const char *pname = rt_req_provider_name(r);
   if (res->status != UP_OK) {
-    bool to = res->status == UP_ERR_TIMEOUT_CONNECT || res->status == UP_ERR_TIMEOUT_FIRST_BYTE ||
-              res->status == UP_ERR_TIMEOUT_IDLE || res->status == UP_ERR_TIMEOUT_TOTAL;
     if (r->sse_mode && r->resp_started) {
       if (!r->done_sent) {
-        r->error_class = to ? "upstream_timeout"
-                         : res->status == UP_ERR_ABORTED ? "upstream_bad_response" : "upstream_disconnect";
-        snprintf(r->error_msg, sizeof r->error_msg,
-                 "The upstream stream from provider '%.60s' was interrupted: %.120s%s", pname,
-                 res->status == UP_ERR_ABORTED ? "an event exceeded the size limit" : res->message,
-                 to ? " (timeout)" : "");
-        stream_error_event(r, to ? "timeout_error" : "api_error", r->error_msg);
+        r->error_class = rt_req_interrupted(r, res, r->error_msg, sizeof r->error_msg);
+        stream_error_event(r, rt_up_timed_out(res) ? "timeout_error" : "api_error", r->error_msg);
       }
       rt_resp_end(r);
       return;
     }
-    if (to)
-      rt_req_fail(r, 504, "upstream_timeout", "server_error", "upstream_timeout", NULL,
-                  "The upstream provider '%s' did not answer in time (%s): %s", pname,
-                  up_status_name(res->status), res->message);
-    else if (res->status == UP_ERR_CONNECT)
-      rt_req_fail(r, 502, "upstream_connect", "server_error", "upstream_connect_failed", NULL,
-                  "Could not connect to the upstream provider '%s': %s", pname, res->message);
-    else if (r->up_too_large)
-      rt_req_fail(r, 502, "upstream_bad_response", "server_error", "upstream_response_too_large", NULL,
-                  "The upstream provider '%s' sent a reply larger than %u bytes.", pname,
-                  MAX_UPSTREAM_BODY);
-    else
-      rt_req_fail(r, 502, "upstream_disconnect", "server_error", "upstream_error", NULL,
-                  "The upstream provider '%s' failed mid-reply: %s", pname, res->message);
+    rt_req_fail_upstream(r, res);
     return;
   }
   if (r->sse_mode) {

@@ -240,6 +240,8 @@ extern const struct rt_surface rt_anthropic_surface;
 
 /* Headers kept from the upstream reply and passed on to the client. */
 #define RT_MAX_PASS_HEADERS 24
+#define MAX_UPSTREAM_BODY (32u << 20)   /* non-streamed reply we are willing to buffer */
+#define MAX_SSE_EVENT (4u << 20)        /* one SSE event from upstream */
 
 struct rt_req {
   struct rt_server *srv;
@@ -324,6 +326,20 @@ void rt_req_dispatch(struct rt_req *r);
 void rt_req_fail(struct rt_req *r, int status, const char *error_class, const char *type,
                  const char *code, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
+/* Sets the upstream headers passed back to the client to the N_KEEP pairs of KEEP (names lower
+ * cased; an earlier attempt's are dropped, never mixed in) and records the upstream's
+ * content-type from ALL. */
+void rt_req_pass_headers(struct rt_req *r, const struct up_header *keep, size_t n_keep,
+                         const struct up_header *all, size_t n_all);
+/* True for the up_status values that are timeouts. */
+bool rt_up_timed_out(const struct up_result *res);
+/* A stream already under way was cut: writes the message for the client's error event into MSG
+ * and returns the log's error class. */
+const char *rt_req_interrupted(const struct rt_req *r, const struct up_result *res, char *msg,
+                               size_t cap);
+/* The upstream call failed before any of the reply reached the client: the error reply (504
+ * timeout, 502 connect / too large / disconnect) through the client's surface. */
+void rt_req_fail_upstream(struct rt_req *r, const struct up_result *res);
 /* The client went away (or timed out) before the reply was complete: cancels the upstream,
  * logs, frees R. */
 void rt_req_abort(struct rt_req *r, int status, const char *error_class, const char *message);

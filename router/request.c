@@ -150,6 +150,67 @@ void rt_req_fail(struct rt_req *r, int status, const char *error_class, const ch
   r->surface->send_error(r, status, type, code, param, r->error_msg);
 }
 
+void rt_req_pass_headers(struct rt_req *r, const struct up_header *keep, size_t n_keep,
+                         const struct up_header *all, size_t n_all) {
+  if (n_keep > RT_MAX_PASS_HEADERS) n_keep = RT_MAX_PASS_HEADERS;
+  size_t need = 0;
+  for (size_t i = 0; i < n_keep; i++) need += strlen(keep[i].name) + strlen(keep[i].value) + 2;
+  free(r->pass_buf);
+  r->pass_buf = need ? malloc(need) : NULL;
+  r->n_pass = 0;
+  size_t off = 0;
+  for (size_t i = 0; i < n_keep && r->pass_buf; i++) {
+    size_t nl = strlen(keep[i].name) + 1, vl = strlen(keep[i].value) + 1;
+    char *name = r->pass_buf + off;
+    memcpy(name, keep[i].name, nl);
+    for (char *p = name; *p; p++)
+      if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    memcpy(name + nl, keep[i].value, vl);
+    r->pass[r->n_pass].name = name;
+    r->pass[r->n_pass].value = name + nl;
+    r->n_pass++;
+    off += nl + vl;
+  }
+  for (size_t i = 0; i < n_all; i++) {
+    if (!strcasecmp(all[i].name, "content-type")) {
+      free(r->up_ctype);
+      r->up_ctype = strdup(all[i].value);
+    }
+  }
+}
+
+bool rt_up_timed_out(const struct up_result *res) {
+  return res->status == UP_ERR_TIMEOUT_CONNECT || res->status == UP_ERR_TIMEOUT_FIRST_BYTE ||
+         res->status == UP_ERR_TIMEOUT_IDLE || res->status == UP_ERR_TIMEOUT_TOTAL;
+}
+
+const char *rt_req_interrupted(const struct rt_req *r, const struct up_result *res, char *msg,
+                               size_t cap) {
+  bool to = rt_up_timed_out(res), big = res->status == UP_ERR_ABORTED;
+  snprintf(msg, cap, "The upstream stream from provider '%.60s' was interrupted: %.120s%s",
+           rt_req_provider_name(r), big ? "an event exceeded the size limit" : res->message,
+           to ? " (timeout)" : "");
+  return to ? "upstream_timeout" : big ? "upstream_bad_response" : "upstream_disconnect";
+}
+
+void rt_req_fail_upstream(struct rt_req *r, const struct up_result *res) {
+  const char *pname = rt_req_provider_name(r);
+  if (rt_up_timed_out(res))
+    rt_req_fail(r, 504, "upstream_timeout", "server_error", "upstream_timeout", NULL,
+                "The upstream provider '%s' did not answer in time (%s): %s", pname,
+                up_status_name(res->status), res->message);
+  else if (res->status == UP_ERR_CONNECT)
+    rt_req_fail(r, 502, "upstream_connect", "server_error", "upstream_connect_failed", NULL,
+                "Could not connect to the upstream provider '%s': %s", pname, res->message);
+  else if (r->up_too_large)
+    rt_req_fail(r, 502, "upstream_bad_response", "server_error", "upstream_response_too_large", NULL,
+                "The upstream provider '%s' sent a reply larger than %u bytes.", pname,
+                MAX_UPSTREAM_BODY);
+  else
+    rt_req_fail(r, 502, "upstream_disconnect", "server_error", "upstream_error", NULL,
+                "The upstream provider '%s' failed mid-reply: %s", pname, res->message);
+}
+
 void rt_req_on_drain(struct rt_req *r) {
   if (r->paused && r->xfer) {
     r->paused = false;

@@ -24,8 +24,6 @@
 #include "router/internal.h"
 #include "router/xlate.h"
 
-#define MAX_UPSTREAM_BODY (32u << 20)   /* non-streamed reply we are willing to buffer */
-#define MAX_SSE_EVENT (4u << 20)        /* one SSE event from upstream */
 #define STREAM_HIGH_WATER (1u << 20)    /* pause the upstream when the client lags this much */
 
 /* Is the client an Anthropic one (upstream OpenAI), or an OpenAI one (upstream Anthropic)? */
@@ -70,46 +68,21 @@ static char *build_to_openai(struct rt_req *r, const char *upstream_model, size_
 static void on_headers(struct rt_req *r, int status, const struct up_header *h, size_t n) {
   bool ac = anthropic_client(r);
   int64_t now_ms = rt_wall_us() / 1000;
-  /* translated headers into one buffer: "name\0value\0" pairs, then pointers into it */
-  char *buf = NULL;
-  size_t len = 0, cap = 0;
-  size_t offs[RT_MAX_PASS_HEADERS][2];
-  size_t np = 0;
-  for (size_t i = 0; i < n && np < RT_MAX_PASS_HEADERS; i++) {
-    char name[128], value[256];
-    int keep = ac ? rt_xhdr_openai_to_anthropic(h[i].name, h[i].value, now_ms, name, value, sizeof name)
-                  : rt_xhdr_anthropic_to_openai(h[i].name, h[i].value, now_ms, name, value, sizeof name);
-    if (!keep) continue;
-    for (char *p = name; *p; p++)
-      if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
-    size_t nl = strlen(name) + 1, vl = strlen(value) + 1;
-    if (len + nl + vl > cap) {
-      cap = (len + nl + vl) * 2 + 256;
-      char *nb = realloc(buf, cap);
-      if (!nb) break;
-      buf = nb;
-    }
-    memcpy(buf + len, name, nl);
-    memcpy(buf + len + nl, value, vl);
-    offs[np][0] = len;
-    offs[np][1] = len + nl;
-    np++;
-    len += nl + vl;
-  }
-  free(r->pass_buf);
-  r->pass_buf = buf;
-  r->n_pass = 0; /* an earlier attempt's headers (retries) are replaced, never mixed */
-  for (size_t k = 0; k < np; k++) {
-    r->pass[r->n_pass].name = buf + offs[k][0];
-    r->pass[r->n_pass].value = buf + offs[k][1];
-    r->n_pass++;
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (!strcasecmp(h[i].name, "content-type")) {
-      free(r->up_ctype);
-      r->up_ctype = strdup(h[i].value);
+  /* the upstream's headers in the client's terms (names and values translated) */
+  char names[RT_MAX_PASS_HEADERS][256], values[RT_MAX_PASS_HEADERS][256];   /* cap: both */
+  struct up_header keep[RT_MAX_PASS_HEADERS];
+  size_t nk = 0;
+  for (size_t i = 0; i < n && nk < RT_MAX_PASS_HEADERS; i++) {
+    int kept = ac ? rt_xhdr_openai_to_anthropic(h[i].name, h[i].value, now_ms, names[nk], values[nk],
+                                                sizeof names[nk])
+                  : rt_xhdr_anthropic_to_openai(h[i].name, h[i].value, now_ms, names[nk], values[nk],
+                                                sizeof names[nk]);
+    if (kept) {
+      keep[nk] = (struct up_header){names[nk], values[nk]};
+      nk++;
     }
   }
+  rt_req_pass_headers(r, keep, nk, h, n);
   bool sse = r->up_ctype && !strncasecmp(r->up_ctype, "text/event-stream", 17);
   if (r->stream && status >= 200 && status < 300 && sse) {
     char fallback[64];
@@ -206,11 +179,6 @@ static void take_stream_usage(struct rt_req *r) {
   }
 }
 
-static bool timed_out(enum up_status s) {
-  return s == UP_ERR_TIMEOUT_CONNECT || s == UP_ERR_TIMEOUT_FIRST_BYTE || s == UP_ERR_TIMEOUT_IDLE ||
-         s == UP_ERR_TIMEOUT_TOTAL;
-}
-
 /* An upstream error reply, translated into the client's error. */
 static void send_error_reply(struct rt_req *r, int status, const char *body, size_t n) {
   bool ac = anthropic_client(r);
@@ -237,15 +205,10 @@ static void on_done(struct rt_req *r, const struct up_result *res) {
   bool ac = anthropic_client(r);
   const char *pname = rt_req_provider_name(r);
   if (res->status != UP_OK) {
-    bool to = timed_out(res->status);
     if (r->sse_mode && r->resp_started) {
       if (!r->done_sent) {
-        r->error_class = to ? "upstream_timeout"
-                         : res->status == UP_ERR_ABORTED ? "upstream_bad_response" : "upstream_disconnect";
-        snprintf(r->error_msg, sizeof r->error_msg,
-                 "The upstream stream from provider '%.60s' was interrupted: %.120s%s", pname,
-                 res->status == UP_ERR_ABORTED ? "an event exceeded the size limit" : res->message,
-                 to ? " (timeout)" : "");
+        bool to = rt_up_timed_out(res);
+        r->error_class = rt_req_interrupted(r, res, r->error_msg, sizeof r->error_msg);
         struct evbuffer *out = evbuffer_new();
         if (out) {
           rt_xs_fail(r->xs, ac ? (to ? "timeout_error" : "api_error") : "server_error", r->error_msg, out);
@@ -257,24 +220,12 @@ static void on_done(struct rt_req *r, const struct up_result *res) {
       rt_resp_end(r);
       return;
     }
-    if (to)
-      rt_req_fail(r, 504, "upstream_timeout", "server_error", "upstream_timeout", NULL,
-                  "The upstream provider '%s' did not answer in time (%s): %s", pname,
-                  up_status_name(res->status), res->message);
-    else if (res->status == UP_ERR_CONNECT)
-      rt_req_fail(r, 502, "upstream_connect", "server_error", "upstream_connect_failed", NULL,
-                  "Could not connect to the upstream provider '%s': %s", pname, res->message);
-    else if (r->up_too_large)
-      rt_req_fail(r, 502, "upstream_bad_response", "server_error", "upstream_response_too_large", NULL,
-                  "The upstream provider '%s' sent a reply larger than %u bytes.", pname,
-                  MAX_UPSTREAM_BODY);
-    else if (r->sse_mode && res->status == UP_ERR_ABORTED)
+    if (r->sse_mode && res->status == UP_ERR_ABORTED && !r->up_too_large)
       rt_req_fail(r, 502, "upstream_bad_response", "server_error", "upstream_bad_response", NULL,
                   "The upstream provider '%s' sent a stream event that %s.", pname,
                   r->bad_event ? "could not be translated" : "exceeded the size limit");
     else
-      rt_req_fail(r, 502, "upstream_disconnect", "server_error", "upstream_error", NULL,
-                  "The upstream provider '%s' failed mid-reply: %s", pname, res->message);
+      rt_req_fail_upstream(r, res);
     return;
   }
 
