@@ -5,7 +5,8 @@
  * formats every stored error and checks each has a message.
  *
  * Built as a fuzzer with -Dfuzz=true and CC=clang (tests/policies/meson.build); the same function
- * is linked into test_config_corpus, which replays tests/policies/corpus/config/ in every run.
+ * is linked with tests/fuzz_replay.c into test_policies_config_corpus, which replays
+ * tests/policies/corpus/config/ in every run.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +23,14 @@ static void touch(const char *s) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  /* a fixed environment so runs are deterministic: one variable set, one empty, one unset */
+  static int env_ready;
+  if (!env_ready) {
+    setenv("TG_FUZZ_SET", "127.0.0.1:8080", 1);
+    setenv("TG_FUZZ_EMPTY", "", 1);
+    unsetenv("TG_FUZZ_UNSET");
+    env_ready = 1;
+  }
   /* a private copy of exactly SIZE bytes, so a read past the end is caught */
   char *copy = malloc(size ? size : 1);
   if (!copy) return 0;

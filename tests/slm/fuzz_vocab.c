@@ -12,7 +12,7 @@
  *
  * Built as a fuzzer with -Dfuzz=true and CC=clang (tests/slm/meson.build); the same function is
  * linked into test_vocab_corpus, which replays tests/slm/corpus/vocab/ in every normal test run.
- * `test_vocab_corpus --write-corpus DIR` writes the two built-in vocabularies as seeds.
+ * `vocab_seeds DIR` (vocab_seeds.c) writes the two built-in vocabularies as seeds.
  */
 #include <stdint.h>
 #include <stdio.h>
