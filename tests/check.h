@@ -96,4 +96,26 @@ static inline int check_done(void) {
   return 0;
 }
 
+/* The whole file at PATH, NUL-terminated (not counted in *LEN; LEN may be NULL); NULL if it cannot
+ * be read. The caller frees it. */
+static inline char *check_read_file(const char *path, size_t *len) {
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return NULL;
+  fseek(fp, 0, SEEK_END);
+  long n = ftell(fp);
+  fseek(fp, 0, SEEK_SET);
+  size_t sz = n > 0 ? (size_t)n : 0;
+  char *b = malloc(sz + 1);
+  if (b && fread(b, 1, sz, fp) != sz) {
+    free(b);
+    b = NULL;
+  }
+  fclose(fp);
+  if (b) {
+    b[sz] = 0;
+    if (len) *len = sz;
+  }
+  return b;
+}
+
 #endif

@@ -75,19 +75,6 @@ static char *replay(const struct gcase *c, const char *in, size_t n, const size_
   return s;
 }
 
-static char *read_file(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)len + 1);
-  *n = fread(s, 1, (size_t)len, f);
-  s[*n] = 0;
-  fclose(f);
-  return s;
-}
-
 /* First differing offset, for the failure message. */
 static size_t first_diff(const char *a, size_t na, const char *b, size_t nb) {
   size_t i = 0;
@@ -114,7 +101,7 @@ int main(int argc, char **argv) {
     snprintf(in_path, sizeof in_path, "%s/tests/router/golden/%s/%s.sse", src, dir, c->name);
     snprintf(exp_path, sizeof exp_path, "%s/tests/router/golden/%s/%s.expected", src, dir, c->name);
     size_t n, en = 0, on;
-    char *in = read_file(in_path, &n);
+    char *in = check_read_file(in_path, &n);
     CHECK_MSG(in != NULL, "cannot read %s", in_path);
     if (!in) continue;
     char *whole = replay(c, in, n, NULL, 0, &on);
@@ -130,7 +117,7 @@ int main(int argc, char **argv) {
       free(in);
       continue;
     }
-    char *exp = read_file(exp_path, &en);
+    char *exp = check_read_file(exp_path, &en);
     CHECK_MSG(exp != NULL, "cannot read %s", exp_path);
     if (!exp) {
       free(in);

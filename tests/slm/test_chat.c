@@ -19,26 +19,10 @@
 #include "slm/internal.h"
 #include "slm/vocab.h"
 
-static char *read_all(const char *path) {
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return NULL;
-  fseek(fp, 0, SEEK_END);
-  long n = ftell(fp);
-  fseek(fp, 0, SEEK_SET);
-  char *b = malloc(n > 0 ? (size_t)n + 1 : 1);
-  if (b && fread(b, 1, (size_t)n, fp) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(fp);
-  if (b) b[n > 0 ? n : 0] = 0;
-  return b;
-}
-
 static char *tmpl(const char *name) {
   char rel[256];
   snprintf(rel, sizeof rel, "templates/%s", name);
-  char *t = read_all(check_shared_path(rel));
+  char *t = check_read_file(check_shared_path(rel), NULL);
   CHECK_MSG(t != NULL, "cannot read %s", rel);
   return t;
 }

@@ -30,22 +30,6 @@ static bool str_is(struct slm_gguf_str s, const char *z) {
   return s.p && s.n == strlen(z) && memcmp(s.p, z, s.n) == 0;
 }
 
-static char *read_all(const char *path, size_t *len) {
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return NULL;
-  fseek(fp, 0, SEEK_END);
-  long n = ftell(fp);
-  fseek(fp, 0, SEEK_SET);
-  char *b = malloc(n > 0 ? (size_t)n : 1);
-  if (b && fread(b, 1, (size_t)n, fp) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(fp);
-  *len = (size_t)n;
-  return b;
-}
-
 /* Opens a private heap copy of exactly LEN bytes, so ASan sees any read past the end. */
 static int open_copy(const void *p, size_t len, struct slm_gguf_file **f, char *err, size_t errlen,
                      void **keep) {
@@ -496,7 +480,7 @@ static void test_round_trip(void) {
     slm_gguf_close(f);
   }
   size_t flen = 0;
-  char *fb = read_all(path, &flen);
+  char *fb = check_read_file(path, &flen);
   CHECK(fb && flen == len && memcmp(fb, buf, len) == 0);
   free(fb);
   unlink(path);

@@ -29,25 +29,9 @@ static const char *tmp(const char *name) {
   return b;
 }
 
-static char *read_all(const char *path, size_t *len) {
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return NULL;
-  fseek(fp, 0, SEEK_END);
-  long n = ftell(fp);
-  fseek(fp, 0, SEEK_SET);
-  char *b = malloc(n > 0 ? (size_t)n : 1);
-  if (b && fread(b, 1, (size_t)n, fp) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(fp);
-  *len = (size_t)n;
-  return b;
-}
-
 static bool same_file(const char *a, const char *b) {
-  size_t la, lb;
-  char *x = read_all(a, &la), *y = read_all(b, &lb);
+  size_t la = 0, lb = 0;
+  char *x = check_read_file(a, &la), *y = check_read_file(b, &lb);
   bool same = x && y && la == lb && !memcmp(x, y, la);
   free(x);
   free(y);

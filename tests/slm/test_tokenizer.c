@@ -27,25 +27,6 @@
 #include "slm/internal.h"
 #include "slm/vocab.h"
 
-static char *read_all(const char *path, size_t *len) {
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return NULL;
-  fseek(fp, 0, SEEK_END);
-  long n = ftell(fp);
-  fseek(fp, 0, SEEK_SET);
-  char *b = malloc(n > 0 ? (size_t)n + 1 : 1);
-  if (b && fread(b, 1, (size_t)n, fp) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(fp);
-  if (b) {
-    b[n > 0 ? n : 0] = 0;
-    *len = (size_t)(n > 0 ? n : 0);
-  }
-  return b;
-}
-
 struct loaded {
   struct slm_gguf_file *f;
   struct slm_vocab *v;
@@ -158,10 +139,10 @@ static int vectors_one(const char *name, int *n_pass, int *n_total) {
   snprintf(rel, sizeof rel, "vocab/%s", name);
   snprintf(path_inp, sizeof path_inp, "%s.inp", check_shared_path(rel));
   size_t li, lo;
-  char *inp = read_all(path_inp, &li);
+  char *inp = check_read_file(path_inp, &li);
   char path_out[512];
   snprintf(path_out, sizeof path_out, "%s.out", check_shared_path(rel));
-  char *outs = read_all(path_out, &lo);
+  char *outs = check_read_file(path_out, &lo);
   CHECK_MSG(inp && outs, "cannot read %s / %s", path_inp, path_out);
   if (!inp || !outs) {
     free(inp);
@@ -357,7 +338,7 @@ static void test_round_trips(void) {
   char path[512];
   size_t li;
   snprintf(path, sizeof path, "%s", check_shared_path("vocab/ggml-vocab-llama-spm.gguf.inp"));
-  char *inp = read_all(path, &li);
+  char *inp = check_read_file(path, &li);
   CHECK(inp != NULL);
   if (!inp) return;
   char *strs[256];
