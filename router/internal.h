@@ -242,6 +242,7 @@ extern const struct rt_surface rt_anthropic_surface;
 #define RT_MAX_PASS_HEADERS 24
 #define MAX_UPSTREAM_BODY (32u << 20)   /* non-streamed reply we are willing to buffer */
 #define MAX_SSE_EVENT (4u << 20)        /* one SSE event from upstream */
+#define STREAM_HIGH_WATER (1u << 20)    /* pause the upstream when the client lags this much */
 
 struct rt_req {
   struct rt_server *srv;
@@ -331,6 +332,11 @@ void rt_req_fail(struct rt_req *r, int status, const char *error_class, const ch
  * content-type from ALL. */
 void rt_req_pass_headers(struct rt_req *r, const struct up_header *keep, size_t n_keep,
                          const struct up_header *all, size_t n_all);
+/* A call's upstream bytes: fed to ON_EVENT when the reply is a stream (pausing the upstream while
+ * the client lags; ON_EVENT returns 0 to go on, 1 to ignore the rest, RT_SSE_ABORT to end the
+ * transfer), else gathered up to MAX_UPSTREAM_BODY. Returns an UP_DATA_* code. */
+#define RT_SSE_ABORT 2
+int rt_req_take_data(struct rt_req *r, const char *p, size_t n, up_sse_cb on_event);
 /* True for the up_status values that are timeouts. */
 bool rt_up_timed_out(const struct up_result *res);
 /* A stream already under way was cut: writes the message for the client's error event into MSG

@@ -28,7 +28,6 @@
 
 #include "router/internal.h"
 
-#define STREAM_HIGH_WATER (1u << 20)    /* pause the upstream when the client lags this much */
 
 /* ------------------------------------------------------------------ errors */
 
@@ -374,22 +373,7 @@ static int sse_event(void *ud, const struct up_sse_event *ev) {
 }
 
 static int on_data(struct rt_req *r, const char *p, size_t n) {
-  if (r->sse_mode) {
-    if (rt_resp_pending(r) > STREAM_HIGH_WATER) {
-      r->paused = true;
-      return UP_DATA_PAUSE;
-    }
-    int rc = up_sse_feed(&r->sse, p, n, sse_event, r);
-    return rc < 0 ? UP_DATA_ABORT : UP_DATA_OK;
-  }
-  if (!r->t_first_token) r->t_first_token = rt_now_us();
-  if (!r->up_body) return UP_DATA_ABORT;
-  if (evbuffer_get_length(r->up_body) + n > MAX_UPSTREAM_BODY) {
-    r->up_too_large = true;
-    return UP_DATA_ABORT;
-  }
-  evbuffer_add(r->up_body, p, n);
-  return UP_DATA_OK;
+  return rt_req_take_data(r, p, n, sse_event);
 }
 
 static void stream_error(struct rt_req *r, const char *cls, const char *type, const char *code,

@@ -179,6 +179,25 @@ void rt_req_pass_headers(struct rt_req *r, const struct up_header *keep, size_t 
   }
 }
 
+int rt_req_take_data(struct rt_req *r, const char *p, size_t n, up_sse_cb on_event) {
+  if (r->sse_mode) {
+    if (rt_resp_pending(r) > STREAM_HIGH_WATER) {
+      r->paused = true;
+      return UP_DATA_PAUSE;
+    }
+    int rc = up_sse_feed(&r->sse, p, n, on_event, r);
+    return rc < 0 || rc == RT_SSE_ABORT ? UP_DATA_ABORT : UP_DATA_OK;
+  }
+  if (!r->t_first_token) r->t_first_token = rt_now_us();
+  if (!r->up_body) return UP_DATA_ABORT;
+  if (evbuffer_get_length(r->up_body) + n > MAX_UPSTREAM_BODY) {
+    r->up_too_large = true;
+    return UP_DATA_ABORT;
+  }
+  evbuffer_add(r->up_body, p, n);
+  return UP_DATA_OK;
+}
+
 bool rt_up_timed_out(const struct up_result *res) {
   return res->status == UP_ERR_TIMEOUT_CONNECT || res->status == UP_ERR_TIMEOUT_FIRST_BYTE ||
          res->status == UP_ERR_TIMEOUT_IDLE || res->status == UP_ERR_TIMEOUT_TOTAL;

@@ -24,7 +24,6 @@
 #include "router/internal.h"
 #include "router/xlate.h"
 
-#define STREAM_HIGH_WATER (1u << 20)    /* pause the upstream when the client lags this much */
 
 /* Is the client an Anthropic one (upstream OpenAI), or an OpenAI one (upstream Anthropic)? */
 static bool anthropic_client(const struct rt_req *r) { return r->surface == &rt_anthropic_surface; }
@@ -118,8 +117,6 @@ static void flush(struct rt_req *r, struct evbuffer *out) {
   evbuffer_drain(out, n);
 }
 
-#define SSE_ABORT 2   /* sse_event: stop, and abort the transfer (nothing was relayed yet) */
-
 static int sse_event(void *ud, const struct up_sse_event *ev) {
   struct rt_req *r = ud;
   struct evbuffer *out = evbuffer_new();
@@ -129,7 +126,7 @@ static int sse_event(void *ud, const struct up_sse_event *ev) {
     /* nothing reached the client: end the attempt as a bad reply (it may be retried) */
     evbuffer_free(out);
     r->bad_event = true;
-    return SSE_ABORT;
+    return RT_SSE_ABORT; /* abort the transfer: nothing was relayed yet */
   }
   if (rc == RT_XS_BAD) {
     r->error_class = "upstream_bad_response";
@@ -150,23 +147,8 @@ static int sse_event(void *ud, const struct up_sse_event *ev) {
 }
 
 static int on_data(struct rt_req *r, const char *p, size_t n) {
-  if (r->sse_mode) {
-    if (r->done_sent) return UP_DATA_OK;
-    if (rt_resp_pending(r) > STREAM_HIGH_WATER) {
-      r->paused = true;
-      return UP_DATA_PAUSE;
-    }
-    int rc = up_sse_feed(&r->sse, p, n, sse_event, r);
-    return rc < 0 || rc == SSE_ABORT ? UP_DATA_ABORT : UP_DATA_OK;
-  }
-  if (!r->t_first_token) r->t_first_token = rt_now_us();
-  if (!r->up_body) return UP_DATA_ABORT;
-  if (evbuffer_get_length(r->up_body) + n > MAX_UPSTREAM_BODY) {
-    r->up_too_large = true;
-    return UP_DATA_ABORT;
-  }
-  evbuffer_add(r->up_body, p, n);
-  return UP_DATA_OK;
+  if (r->sse_mode && r->done_sent) return UP_DATA_OK; /* after the end: ignored */
+  return rt_req_take_data(r, p, n, sse_event);
 }
 
 /* ------------------------------------------------------------------ the end */
