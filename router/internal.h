@@ -239,6 +239,17 @@ extern const struct rt_surface rt_openai_surface;
 extern const struct rt_surface rt_anthropic_surface;
 
 /* Headers kept from the upstream reply and passed on to the client. */
+/* xorshift64*: request ids and balancing need spread and uniqueness, not secrecy. STATE must
+ * not be 0. */
+static inline uint64_t rt_rand64(uint64_t *state) {
+  uint64_t x = *state;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *state = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
 #define RT_MAX_PASS_HEADERS 24
 #define MAX_UPSTREAM_BODY (32u << 20)   /* non-streamed reply we are willing to buffer */
 #define MAX_SSE_EVENT (4u << 20)        /* one SSE event from upstream */

@@ -87,14 +87,7 @@ struct rt_attempt_rec {
 
 /* ------------------------------------------------------------------ registry */
 
-static double rnd(struct rt_resil *x) {
-  uint64_t v = x->rng;
-  v ^= v >> 12;
-  v ^= v << 25;
-  v ^= v >> 27;
-  x->rng = v;
-  return (double)((v * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
-}
+static double rnd(struct rt_resil *x) { return (double)(rt_rand64(&x->rng) >> 11) * 0x1.0p-53; }
 
 struct rt_resil *rt_resil_new(const struct pol_config *cfg, uint64_t seed) {
   struct rt_resil *x = calloc(1, sizeof *x);

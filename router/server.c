@@ -83,15 +83,7 @@ static void set_timer_ms(struct event *ev, int ms) {
   evtimer_add(ev, &tv);
 }
 
-/* xorshift64*: request ids need uniqueness, not secrecy. */
-static uint64_t rng_next(struct rt_server *s) {
-  uint64_t x = s->rng;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  s->rng = x;
-  return x * 0x2545F4914F6CDD1DULL;
-}
+static uint64_t rng_next(struct rt_server *s) { return rt_rand64(&s->rng); }
 
 static void conn_free(struct rt_conn *c);
 static void try_parse(struct rt_conn *c);
