@@ -170,6 +170,8 @@ struct rt_gauges {
 struct rt_metrics *rt_metrics_new(const struct pol_config *cfg);
 void rt_metrics_free(struct rt_metrics *m);      /* accepts NULL */
 void rt_metrics_observe(struct rt_metrics *m, const struct rt_observation *o);
+/* Writes S as a Prometheus label value (backslash, quote and newline escaped). */
+void rt_metrics_label(struct evbuffer *out, const char *s);
 /* Appends the Prometheus text exposition (format 0.0.4) to OUT. */
 void rt_metrics_render(const struct rt_metrics *m, const struct rt_gauges *g, struct evbuffer *out);
 

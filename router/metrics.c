@@ -133,8 +133,7 @@ void rt_metrics_observe(struct rt_metrics *m, const struct rt_observation *o) {
   if (o->baseline_cost_pusd > 0) pm->baseline_pusd += o->baseline_cost_pusd;
 }
 
-/* Label values: backslash, quote and newline escaped, as the format requires. */
-static void label(struct evbuffer *out, const char *s) {
+void rt_metrics_label(struct evbuffer *out, const char *s) {
   for (; *s; s++) {
     if (*s == '\\') evbuffer_add(out, "\\\\", 2);
     else if (*s == '"') evbuffer_add(out, "\\\"", 2);
@@ -149,7 +148,7 @@ static const char *model_name(const struct rt_metrics *m, size_t mi) {
 
 static void model_label(struct evbuffer *out, const struct rt_metrics *m, size_t mi) {
   evbuffer_add_printf(out, "model=\"");
-  label(out, model_name(m, mi));
+  rt_metrics_label(out, model_name(m, mi));
   evbuffer_add(out, "\"", 1);
 }
 

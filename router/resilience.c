@@ -157,22 +157,13 @@ static struct rt_dep *dep_for(const struct rt_resil *x, const struct pol_model *
 }
 
 /* Prometheus label value: backslash, quote and newline escaped. */
-static void label(struct evbuffer *out, const char *s) {
-  for (; *s; s++) {
-    if (*s == '\\') evbuffer_add(out, "\\\\", 2);
-    else if (*s == '"') evbuffer_add(out, "\\\"", 2);
-    else if (*s == '\n') evbuffer_add(out, "\\n", 2);
-    else evbuffer_add(out, s, 1);
-  }
-}
-
 void rt_resil_render(const struct rt_resil *x, struct evbuffer *out) {
   if (!x) return;
   evbuffer_add_printf(out, "# HELP tiergate_breaker_state Circuit breaker of each upstream deployment "
                            "(0 closed, 1 open, 2 half-open).\n# TYPE tiergate_breaker_state gauge\n");
   for (size_t i = 0; i < x->n_deps; i++) {
     evbuffer_add_printf(out, "tiergate_breaker_state{deployment=\"");
-    label(out, x->deps[i].label);
+    rt_metrics_label(out, x->deps[i].label);
     evbuffer_add_printf(out, "\"} %d\n", (int)x->deps[i].breaker.state);
   }
   evbuffer_add_printf(out, "# HELP tiergate_breaker_transitions_total Circuit breaker state changes, "
@@ -181,7 +172,7 @@ void rt_resil_render(const struct rt_resil *x, struct evbuffer *out) {
   for (size_t i = 0; i < x->n_deps; i++) {
     for (size_t t = 0; t < 3; t++) {
       evbuffer_add_printf(out, "tiergate_breaker_transitions_total{deployment=\"");
-      label(out, x->deps[i].label);
+      rt_metrics_label(out, x->deps[i].label);
       evbuffer_add_printf(out, "\",to=\"%s\"} %llu\n", up_breaker_state_name(to[t]),
                           (unsigned long long)x->deps[i].breaker.transitions[to[t]]);
     }
@@ -190,7 +181,7 @@ void rt_resil_render(const struct rt_resil *x, struct evbuffer *out) {
                            "# TYPE tiergate_upstream_in_flight gauge\n");
   for (size_t i = 0; i < x->n_deps; i++) {
     evbuffer_add_printf(out, "tiergate_upstream_in_flight{deployment=\"");
-    label(out, x->deps[i].label);
+    rt_metrics_label(out, x->deps[i].label);
     evbuffer_add_printf(out, "\"} %d\n", x->deps[i].in_flight);
   }
   evbuffer_add_printf(out, "# HELP tiergate_upstream_attempts_total Upstream attempts, per deployment "
@@ -199,7 +190,7 @@ void rt_resil_render(const struct rt_resil *x, struct evbuffer *out) {
     for (int o = 0; o < N_OUT; o++) {
       if (!x->deps[i].outcomes[o]) continue;
       evbuffer_add_printf(out, "tiergate_upstream_attempts_total{deployment=\"");
-      label(out, x->deps[i].label);
+      rt_metrics_label(out, x->deps[i].label);
       evbuffer_add_printf(out, "\",outcome=\"%s\"} %llu\n", outcome_names[o],
                           (unsigned long long)x->deps[i].outcomes[o]);
     }
@@ -208,14 +199,14 @@ void rt_resil_render(const struct rt_resil *x, struct evbuffer *out) {
                            "# TYPE tiergate_retries_total counter\n");
   for (size_t i = 0; i < x->cfg->n_models; i++) {
     evbuffer_add_printf(out, "tiergate_retries_total{model=\"");
-    label(out, x->cfg->models[i].name);
+    rt_metrics_label(out, x->cfg->models[i].name);
     evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)x->retries[i]);
   }
   evbuffer_add_printf(out, "# HELP tiergate_fallbacks_total Fallbacks decided, per model left.\n"
                            "# TYPE tiergate_fallbacks_total counter\n");
   for (size_t i = 0; i < x->cfg->n_models; i++) {
     evbuffer_add_printf(out, "tiergate_fallbacks_total{model=\"");
-    label(out, x->cfg->models[i].name);
+    rt_metrics_label(out, x->cfg->models[i].name);
     evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)x->fallbacks[i]);
   }
 }
