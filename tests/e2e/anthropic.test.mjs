@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { startMock, startGateway, waitRow, TEST_KEY } from './harness.mjs';
+import { startMock, startGateway, waitRow, TEST_KEY, stopAll } from './harness.mjs';
 
 let mock, gw, anthropic, anthropic2023, openai;
 
@@ -41,13 +41,7 @@ before(async () => {
   openai = new OpenAI({ apiKey: 'sk-client-key', baseURL: gw.baseURL, maxRetries: 0, timeout: 10000 });
 });
 
-after(async () => {
-  const g = await gw?.stop();
-  const m = await mock?.stop();
-  assert.equal(g?.code, 0, 'tiergate exits cleanly on SIGTERM');
-  assert.equal(m?.code, 0, 'mock exits cleanly');
-  gw?.cleanup();
-});
+after(() => stopAll(gw, mock));
 
 const system = 'Be terse.';
 const messages = [{ role: 'user', content: 'say hello world' }];

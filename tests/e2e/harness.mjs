@@ -10,6 +10,7 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import net from 'node:net';
+import assert from 'node:assert/strict';
 
 export const TEST_KEY = 'sk-tiergate-e2e-key';
 
@@ -206,4 +207,13 @@ export async function waitRow(gw, requestId, ms = 5000) {
     if (rows.length || Date.now() > deadline) return rows;
     await sleep(25);
   }
+}
+
+/** The after() hook of every suite: SIGTERM both, both must exit 0, then the temp files go. */
+export async function stopAll(gw, mock) {
+  const g = await gw?.stop();
+  const m = await mock?.stop();
+  assert.equal(g?.code, 0, 'tiergate exits cleanly on SIGTERM');
+  assert.equal(m?.code, 0, 'mock exits cleanly');
+  gw?.cleanup();
 }

@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
-import { startMock, startGateway, closedPort, waitRow, TEST_KEY } from './harness.mjs';
+import { startMock, startGateway, closedPort, waitRow, TEST_KEY, stopAll } from './harness.mjs';
 
 let mock, gw, client;
 
@@ -22,13 +22,7 @@ before(async () => {
   client = new OpenAI({ apiKey: 'sk-client-key', baseURL: gw.baseURL, maxRetries: 0, timeout: 10000 });
 });
 
-after(async () => {
-  const g = await gw?.stop();
-  const m = await mock?.stop();
-  assert.equal(g?.code, 0, 'tiergate exits cleanly on SIGTERM');
-  assert.equal(m?.code, 0, 'mock exits cleanly');
-  gw?.cleanup();
-});
+after(() => stopAll(gw, mock));
 
 const messages = [
   { role: 'system', content: 'You are terse.' },

@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startMock, startGateway, waitRow } from './harness.mjs';
+import { startMock, startGateway, waitRow, stopAll } from './harness.mjs';
 
 let mock, gw;
 
@@ -23,13 +23,7 @@ before(async () => {
   });
 });
 
-after(async () => {
-  const g = await gw?.stop();
-  const m = await mock?.stop();
-  assert.equal(g?.code, 0, 'tiergate exits cleanly on SIGTERM');
-  assert.equal(m?.code, 0, 'mock exits cleanly');
-  gw?.cleanup();
-});
+after(() => stopAll(gw, mock));
 
 const messages = [{ role: 'user', content: 'say hello world' }];
 const answer = 'say hello world say hello world say hello';
