@@ -405,14 +405,6 @@ int64_t rt_anthropic_estimate_tokens(const char *body, size_t len) {
 /* ------------------------------------------------------------------ passthrough to Anthropic */
 
 /* The public name to show in replies, or NULL when it equals the upstream's (no rewrite). */
-static const char *alias_of(const struct rt_req *r) {
-  /* the model whose deployment answered: a fallback shows its own name */
-  const struct pol_model *m = r->served ? r->served : r->model;
-  const char *up = rt_req_upstream_model(r);
-  if (!m || !up || !strcmp(m->name, up)) return NULL;
-  return m->name;
-}
-
 static char *pass_build(struct rt_req *r, const char *upstream_model, size_t *len) {
   const struct pol_provider *p = rt_req_provider(r);
   const char *map = upstream_model && strcmp(upstream_model, r->model_name) ? upstream_model : NULL;
@@ -505,8 +497,8 @@ static int pass_sse_event(void *ud, const struct up_sse_event *ev) {
     const json_t *u = !strcmp(type, "message_start") ? json_object_get(json_object_get(d, "message"), "usage")
                                                       : json_object_get(d, "usage");
     if (u && pol_usage_update_anthropic(u, &r->usage) == 0) r->have_usage = true;
-    if (!strcmp(type, "message_start") && alias_of(r))
-      renamed = rename_nested_model(ev->data, ev->data_len, alias_of(r), &rl);
+    if (!strcmp(type, "message_start") && rt_req_alias(r))
+      renamed = rename_nested_model(ev->data, ev->data_len, rt_req_alias(r), &rl);
     if (!strcmp(type, "error")) {
       r->error_class = "upstream_stream_error";
       const char *m = json_string_value(json_object_get(json_object_get(d, "error"), "message"));
@@ -574,14 +566,7 @@ static void pass_done(struct rt_req *r, const struct up_result *res) {
       }
       json_decref(root);
     }
-    size_t rl;
-    char *renamed = rt_openai_rename_model(body, n, alias_of(r), &rl);
-    if (renamed) {
-      rt_resp_full(r, status, ctype, renamed, rl, NULL, 0);
-      free(renamed);
-    } else {
-      rt_resp_full(r, status, ctype, body, n, NULL, 0);
-    }
+    rt_resp_json_renamed(r, status, ctype, body, n, true);
     return;
   }
   if (status >= 400) {

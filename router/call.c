@@ -174,6 +174,22 @@ const char *rt_req_upstream_model(const struct rt_req *r) {
   return r->model ? r->model->upstream_model : NULL;
 }
 
+const char *rt_req_alias(const struct rt_req *r) {
+  const struct pol_model *m = r->served ? r->served : r->model;
+  const char *up = rt_req_upstream_model(r);
+  if (!m || !up || !strcmp(m->name, up)) return NULL;
+  return m->name;
+}
+
+void rt_resp_json_renamed(struct rt_req *r, int status, const char *ctype, const char *body,
+                          size_t n, bool rename) {
+  size_t rl;
+  char *renamed = rename ? rt_openai_rename_model(body, n, rt_req_alias(r), &rl) : NULL;
+  if (renamed) rt_resp_full(r, status, ctype, renamed, rl, NULL, 0);
+  else rt_resp_full(r, status, ctype, body, n, NULL, 0);
+  free(renamed);
+}
+
 const char *rt_req_provider_name(const struct rt_req *r) {
   if (r->deployment) return r->deployment->provider->name;
   return r->model && r->model->provider ? r->model->provider->name : NULL;

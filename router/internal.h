@@ -447,6 +447,14 @@ const char *rt_resil_log_json(struct rt_req *r);
  * first deployment before any attempt); NULL without a model. */
 const char *rt_req_upstream_model(const struct rt_req *r);
 const char *rt_req_provider_name(const struct rt_req *r);
+/* The name replies show for the model: the public name of the model whose deployment answered
+ * (a fallback shows its own name; x-tiergate-route and the log say which), or NULL when it is
+ * the upstream's own name and nothing needs renaming. */
+const char *rt_req_alias(const struct rt_req *r);
+/* A whole JSON reply to the client, its top-level "model" renamed to rt_req_alias() when RENAME
+ * (else, or when the body cannot be rewritten, sent as it is). */
+void rt_resp_json_renamed(struct rt_req *r, int status, const char *ctype, const char *body,
+                          size_t n, bool rename);
 
 /* openai.c */
 void rt_openai_chat(struct rt_req *r);

@@ -250,15 +250,6 @@ char *rt_openai_rename_model(const char *s, size_t n, const char *public_name, s
 /* ------------------------------------------------------------------ upstream reply handling */
 
 /* The public name to show in replies, or NULL when it equals the upstream's (no rewrite). */
-static const char *alias_of(const struct rt_req *r) {
-  /* the model whose deployment answered: a fallback shows its own name, not the one asked for
-   * (x-tiergate-route and the log say which) */
-  const struct pol_model *m = r->served ? r->served : r->model;
-  const char *up = rt_req_upstream_model(r);
-  if (!m || !up || !strcmp(m->name, up)) return NULL;
-  return m->name;
-}
-
 static bool passed_header(const char *name) {
   return !strcasecmp(name, "x-request-id") || !strcasecmp(name, "retry-after") ||
          !strcasecmp(name, "retry-after-ms") || !strncasecmp(name, "x-ratelimit-", 12) ||
@@ -362,7 +353,7 @@ static int sse_event(void *ud, const struct up_sse_event *ev) {
   }
   if (!r->t_first_token) r->t_first_token = rt_now_us();
   size_t rl;
-  char *renamed = rt_openai_rename_model(s, n, alias_of(r), &rl);
+  char *renamed = rt_openai_rename_model(s, n, rt_req_alias(r), &rl);
   if (renamed) {
     send_frame(r, ev->event, renamed, rl);
     free(renamed);
@@ -444,14 +435,7 @@ static void on_done(struct rt_req *r, const struct up_result *res) {
       r->error_class = "upstream_bad_response";
       snprintf(r->error_msg, sizeof r->error_msg, "upstream reply is not a JSON object");
     }
-    size_t rl;
-    char *renamed = found >= 0 ? rt_openai_rename_model(body, n, alias_of(r), &rl) : NULL;
-    if (renamed) {
-      rt_resp_full(r, status, ctype, renamed, rl, NULL, 0);
-      free(renamed);
-    } else {
-      rt_resp_full(r, status, ctype, body, n, NULL, 0);
-    }
+    rt_resp_json_renamed(r, status, ctype, body, n, found >= 0);
     return;
   }
   if (status >= 400) {
