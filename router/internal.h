@@ -1,28 +1,27 @@
 /*
- * internal.h: declarations shared by the files of router/ (not a public interface).
+ * internal.h: declarations shared by the rooms of router/ that work on a request (not a public
+ * interface). The rooms, and what each may use (README "router/: the gateway process"):
  *
- *   http.c      HTTP/1.1 request head parser and chunked body decoder (pure, fuzzed)
- *   json.c      top-level JSON member scanner, byte-exact splicing, string escaping
- *   server.c    listener, connections, request reading, response writing, timeouts, drain
- *   request.c   the request lifecycle: routing, errors, timings, the log row, metrics
- *   call.c      the upstream call: one attempt (deployment, key, URL, provider headers,
- *               timeouts) and the loop of attempts, asking resilience.c what to do next
- *   resilience.c  retries, fallbacks, deadlines, circuit breakers and in-flight counts per
- *               deployment, the attempt log, resilience metrics
- *   balance.c   choosing among a model's deployments (weighted, least in flight)
- *   openai.c    the OpenAI surface: /v1/chat/completions, /v1/models
- *   anthropic.c the Anthropic surface: /v1/messages, /v1/messages/count_tokens
- *   xlate_*.c   OpenAI <-> Anthropic translation (pure: xlate.h) and the translated calls
- *   metrics.c   Prometheus counters and histograms, /metrics
- *   cli.c       `tiergate serve` and `tiergate config check`
+ *   http/     the HTTP/1.1 server and parser (http.h): libevent only, no API, policy or database
+ *   json/     byte-level JSON scanning, splicing, quoting (json.h): used by every room
+ *   xlate/    OpenAI <-> Anthropic translation, pure functions over JSON (xlate.h)
+ *   api/      the surfaces: openai.c, anthropic.c (validation, replies, one error renderer per
+ *             API), routes.c (the route table: which handler, surface, shedding)
+ *   call/     where a request is answered: call.c (one interface, three kinds: OpenAI-kind and
+ *             Anthropic-kind upstreams, the local engine), resilience.c (the verdicts between
+ *             attempts), balance.c, xcall.c (translated calls), local.c (the local kind)
+ *   local/    the scheduler thread that owns the engine contexts (sched.h): slm/ only
+ *   core/     the request lifecycle (request.c: replies with the gateway's headers, the one
+ *             error path, the log row), metrics.c, gateway.c (startup and wiring)
+ *   cli.c     `tiergate serve`, `tiergate config check`
  *
  * DESIGN. One thread runs one libevent loop that owns every client connection and every upstream
- * transfer (upstream/), so nothing on the request path takes a lock. A connection carries at most
- * one request at a time (HTTP/1.1 pipelining is answered in order); each request is an rt_req that
- * lives from the parsed head to the last byte queued, then writes exactly one log row (db_log
- * copies it to the writer thread) and one metrics observation. A surface (OpenAI today, Anthropic
- * next) turns a request into an upstream call and the upstream's answer into the client's format;
- * errors go through the surface's one error builder so every failure has the caller's shape.
+ * transfer (upstream/), so nothing on the request path takes a lock; local generation runs on its
+ * scheduler thread and comes back through an event. Each request is an rt_req (core/) attached to
+ * the HTTP server's rt_http_req; it lives until the server reports the reply finished or aborted,
+ * then writes exactly one log row (db_log copies it to the writer thread) and one metrics
+ * observation. A surface turns a request into a call and the answer into the client's format;
+ * errors go through the surface's one error renderer so every failure has the caller's shape.
  */
 #ifndef TIERGATE_ROUTER_INTERNAL_H
 #define TIERGATE_ROUTER_INTERNAL_H
@@ -39,98 +38,8 @@
 struct evbuffer;
 struct event_base;
 
-/* ------------------------------------------------------------------ http.c */
-
-#define RT_MAX_HEAD_BYTES (16 * 1024)  /* request line + headers; more is 431 */
-#define RT_MAX_HEADERS 100             /* more is 431 */
-
-struct rt_kv {
-  const char *name;    /* NUL-terminated, inside the head buffer */
-  const char *value;   /* NUL-terminated, trimmed */
-};
-
-struct rt_http_head {
-  char method[16];
-  const char *target;      /* NUL-terminated request target ("/v1/models?x=1") */
-  size_t path_len;         /* length of the path part of target (before '?') */
-  int minor;               /* HTTP/1.<minor>, 0 or 1 */
-  struct rt_kv hdr[RT_MAX_HEADERS];
-  size_t n_hdr;
-  int64_t content_length;  /* -1 when absent */
-  bool chunked;            /* Transfer-Encoding: chunked */
-  bool keep_alive;         /* after this request (version default + Connection header) */
-  bool expect_continue;    /* Expect: 100-continue */
-};
-
-/* Parses a complete request head (request line + headers + empty line) of LEN bytes, in place:
- * names and values are NUL-terminated inside BUF, which must outlive H. Returns 0, or:
- *   -EINVAL   malformed (400), *why says what
- *   -E2BIG    too many headers (431)
- *   -EPROTONOSUPPORT  not HTTP/1.0 or 1.1 (505)
- *   -ENOSYS   a Transfer-Encoding other than chunked (501) */
-int rt_http_parse_head(char *buf, size_t len, struct rt_http_head *h, const char **why);
-/* Case-insensitive header lookup; NULL when absent. */
-const char *rt_http_header(const struct rt_http_head *h, const char *name);
-
-/* Incremental decoder for a chunked request body. */
-struct rt_chunked {
-  int state;
-  uint64_t remaining;      /* bytes left in the current chunk */
-  size_t line;             /* bytes of the current size/trailer line (capped) */
-  int digits;
-};
-/* Sink for decoded bytes: return 0, or non-zero to stop (returned by rt_chunked_feed). */
-typedef int (*rt_chunked_sink)(void *ud, const char *p, size_t n);
-/* Feeds N bytes; *used gets how many were consumed. Returns 1 when the body is complete (the
- * rest of the input belongs to the next request), 0 when more input is needed, -EINVAL on a
- * malformed body, or the sink's non-zero value. */
-int rt_chunked_feed(struct rt_chunked *c, const char *in, size_t n, size_t *used,
-                    rt_chunked_sink sink, void *ud);
-
-/* Percent-decodes SRC[0..n) into DST (cap bytes, NUL-terminated). Returns the length, or -1 on
- * a bad escape, an encoded NUL or overflow. */
-int rt_url_decode(const char *src, size_t n, char *dst, size_t cap);
-
-/* ------------------------------------------------------------------ json.c */
-
-/* [off, off+len) inside the scanned text. A key span includes its quotes. */
-struct rt_json_span {
-  size_t off, len;
-};
-
-/* Walks the members of a top-level JSON object without building a tree. Safe on any input
- * (bounds-checked; malformed text ends the walk with -1) but only exact on valid JSON: parse with
- * jansson first when the text comes from a client. */
-struct rt_json_iter {
-  const char *s;
-  size_t n, pos;
-  int count;
-};
-/* Returns 0 when S starts (after whitespace) with '{', -1 otherwise. */
-int rt_json_iter_begin(struct rt_json_iter *it, const char *s, size_t n);
-/* Returns 1 and the next member, 0 at the closing '}' (it->pos is then its offset), -1 malformed. */
-int rt_json_iter_next(struct rt_json_iter *it, struct rt_json_span *key, struct rt_json_span *val);
-/* Does the quoted key at KEY (escapes decoded) equal NAME? */
-bool rt_json_key_is(const char *s, struct rt_json_span key, const char *name);
-/* Finds the top-level member NAME; 1 found (val set), 0 absent, -1 malformed. */
-int rt_json_find(const char *s, size_t n, const char *name, struct rt_json_span *val);
-/* Is the value at VAL the literal null / an empty array? */
-bool rt_json_is_null(const char *s, struct rt_json_span val);
-bool rt_json_is_empty_array(const char *s, struct rt_json_span val);
-
-/* An edit for rt_json_splice: replace [off, off+len) with rep[0..rep_len). */
-struct rt_json_edit {
-  size_t off, len;
-  const char *rep;
-  size_t rep_len;
-};
-/* Applies edits (sorted by offset, not overlapping) to S. Returns a malloc'd buffer (*out_len
- * set) or NULL on allocation failure. */
-char *rt_json_splice(const char *s, size_t n, const struct rt_json_edit *e, size_t ne,
-                     size_t *out_len);
-/* Writes S as a JSON string literal (quotes included) to OUT / into a malloc'd C string. */
-void rt_json_quote(struct evbuffer *out, const char *s, size_t n);
-char *rt_json_quote_str(const char *s, size_t n, size_t *out_len);
+#include "router/http/http.h"
+#include "router/json/json.h"
 
 /* ------------------------------------------------------------------ metrics.c */
 
@@ -180,7 +89,6 @@ void rt_metrics_render(const struct rt_metrics *m, const struct rt_gauges *g, st
 struct rt_xstream;
 
 struct rt_server;
-struct rt_conn;
 struct rt_req;
 
 /* ------------------------------------------------------------------ resilience.c (per request) */
@@ -259,18 +167,15 @@ static inline uint64_t rt_rand64(uint64_t *state) {
 
 struct rt_req {
   struct rt_server *srv;
-  struct rt_conn *conn;            /* NULL once the client is gone */
-  struct rt_req *prev, *next;      /* server's in-flight list */
+  struct rt_http_req *q;           /* the HTTP request (valid for the whole life of R) */
   const struct rt_surface *surface;
   enum rt_route route;
   char id[40];
 
-  /* the request as received */
-  char *head_buf;                  /* owns the parsed head's strings */
-  struct rt_http_head head;
-  char *body;                      /* NUL-terminated copy of the body */
-  size_t body_len, body_cap;
-  bool keep_alive;
+  /* the request as received (inside Q) */
+  const struct rt_http_head *head; /* head->target NULL when the head could not be parsed */
+  const char *body;                /* NUL-terminated */
+  size_t body_len;
 
   /* timings: monotonic microseconds; 0 = did not happen */
   int64_t t0;                      /* head parsed */
@@ -313,20 +218,21 @@ struct rt_req {
 
   /* the reply */
   int status;                      /* status sent (or to log) */
-  bool resp_started, resp_chunked, finished;
+  bool resp_started, finished;
   signed char should_retry;        /* x-should-retry sent: 1 true, -1 false, 0 none of ours (the
                                     * upstream's, if any, passes through) */
   const char *error_class;
   char error_msg[256];
 };
 
-/* server.c: response writing. All are no-ops once the client is gone. */
+/* request.c: replies (through the HTTP server, with the gateway's x-tiergate-* headers and the
+ * headers passed on from the upstream). All are no-ops once the client is gone. */
 /* Starts the reply: status line and headers. content_length < 0 means a streamed body (chunked
  * for HTTP/1.1, close-delimited for 1.0). extra: additional headers (may be NULL). */
 void rt_resp_start(struct rt_req *r, int status, const char *content_type, int64_t content_length,
                    const struct rt_kv *extra, size_t n_extra);
 void rt_resp_body(struct rt_req *r, const void *p, size_t n);
-/* The reply is complete: finishes the chunked body, logs the request, frees R. */
+/* The reply is complete: finishes the body; the server's on_finish logs the request and frees R. */
 void rt_resp_end(struct rt_req *r);
 /* Whole reply at once (rt_resp_start + body + end). */
 void rt_resp_full(struct rt_req *r, int status, const char *content_type, const void *body,
@@ -359,14 +265,8 @@ const char *rt_req_interrupted(const struct rt_req *r, const struct up_result *r
 /* The upstream call failed before any of the reply reached the client: the error reply (504
  * timeout, 502 connect / too large / disconnect) through the client's surface. */
 void rt_req_fail_upstream(struct rt_req *r, const struct up_result *res);
-/* The client went away (or timed out) before the reply was complete: cancels the upstream,
- * logs, frees R. */
-void rt_req_abort(struct rt_req *r, int status, const char *error_class, const char *message);
-/* Writes the log row and metrics; called once by rt_resp_end / rt_req_abort. */
-void rt_req_log(struct rt_req *r);
-/* The client's output buffer drained (streaming back-pressure). */
-void rt_req_on_drain(struct rt_req *r);
-void rt_req_free(struct rt_req *r);
+/* The HTTP server's callbacks (gateway.c hands them to it). */
+extern const struct rt_http_app rt_req_http_app;
 
 /* call.c: the upstream call for R (r->model set, r->stream decided), in one or more attempts.
  * Each attempt: resilience.c picks a deployment of the model or of a fallback (balancing, skipping
@@ -486,9 +386,9 @@ void rt_anthropic_count_tokens(struct rt_req *r);
 /* GET /v1/models[/{id}] asked with an anthropic-version header: Anthropic's list shape. */
 void rt_anthropic_models(struct rt_req *r);
 void rt_anthropic_model(struct rt_req *r, const char *id);
-/* Which surface answers this request, from its path and headers (before the body is read, so a
- * 413 or a malformed body already gets the caller's error shape). */
-void rt_req_pick_surface(struct rt_req *r);
+/* routes.c: the route and surface of a request, from its path and headers (as soon as the head is
+ * known, so a 413 or a malformed body already gets the caller's error shape). */
+void rt_route_match(struct rt_req *r);
 /* Validates a Messages body (JSON, object, model, max_tokens unless COUNT, messages and their
  * blocks, types; on a strict (2026-10-21) client the fields that version rejects). Returns 0 and
  * INFO (model_name malloc'd, stream), or 400 with *param and a message. Pure, unit-tested. */
@@ -514,22 +414,15 @@ struct rt_provider_cache {
   size_t n_hdr;
 };
 
-/* The server object as seen by request.c and openai.c. */
+/* The gateway: everything a request may reach (gateway.c builds it). */
 struct rt_server {
   struct event_base *base;
   const struct pol_config *cfg;
   struct db_writer *db;
   struct up_multi *up;
+  struct rt_http_server *http;
   struct rt_metrics *metrics;
-  struct evconnlistener *listener;
-  struct rt_conn *conns;
-  size_t n_conns;
-  struct rt_req *reqs;
-  size_t n_reqs;
-  bool draining;
   bool log_pressure;                /* db_log reported back-pressure: shed new API requests */
-  int drain_ms;
-  struct event *drain_timer;
   struct event *sig_int, *sig_term;
   int64_t started_wall;             /* seconds since the epoch */
   uint64_t rng;
@@ -537,8 +430,6 @@ struct rt_server {
   struct rt_resil *resil;           /* deployments: breakers, in flight (resilience.c) */
   char *models_json;                /* GET /v1/models reply, built once */
   size_t models_json_len;
-  char bound[128];                  /* "127.0.0.1:8080" */
-  int port;
 };
 
 int64_t rt_now_us(void);
@@ -546,7 +437,7 @@ int64_t rt_wall_us(void);
 /* Model's index in cfg->models, -1 for NULL. */
 int rt_model_index(const struct pol_config *cfg, const struct pol_model *m);
 
-/* server.c: setup and teardown (cli.c drives them). */
+/* gateway.c: setup, the loop, teardown (cli.c drives it). */
 struct rt_serve_opts {
   const char *listen;        /* "host:port" override, NULL: config */
   const char *port_file;     /* write the bound port here, NULL: no */

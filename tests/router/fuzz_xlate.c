@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "router/internal.h"
-#include "router/xlate.h"
+#include "router/xlate/xlate.h"
 
 static void check_object(const char *s, size_t n, bool anthropic) {
   json_t *j = json_loadb(s, n, 0, NULL);

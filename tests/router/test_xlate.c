@@ -11,7 +11,7 @@
 
 #include "check.h"
 #include "router/internal.h"
-#include "router/xlate.h"
+#include "router/xlate/xlate.h"
 
 /* ------------------------------------------------------------------ helpers */
 

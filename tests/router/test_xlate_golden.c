@@ -18,7 +18,7 @@
 
 #include "check.h"
 #include "router/internal.h"
-#include "router/xlate.h"
+#include "router/xlate/xlate.h"
 
 struct gcase {
   enum rt_xs_dir dir;

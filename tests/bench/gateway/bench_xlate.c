@@ -32,7 +32,7 @@
 
 #include "mock/harness.h"
 #include "router/internal.h"
-#include "router/xlate.h"
+#include "router/xlate/xlate.h"
 
 enum { P_OA_OA, P_AN_OA, P_AN_AN, P_OA_AN, NPATH };
 static const char *const path_name[NPATH] = {"oa->oa (passthrough)", "an->oa (translated A2O)",

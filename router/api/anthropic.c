@@ -28,7 +28,7 @@
 #include <strings.h>
 
 #include "router/internal.h"
-#include "router/xlate.h"
+#include "router/xlate/xlate.h"
 
 
 #define ADD_LIT(b, lit) evbuffer_add((b), (lit), sizeof(lit) - 1)
@@ -408,7 +408,7 @@ int64_t rt_anthropic_estimate_tokens(const char *body, size_t len) {
 static char *pass_build(struct rt_req *r, const char *upstream_model, size_t *len) {
   const struct pol_provider *p = rt_req_provider(r);
   const char *map = upstream_model && strcmp(upstream_model, r->model_name) ? upstream_model : NULL;
-  const char *beta = rt_http_header(&r->head, "anthropic-beta");
+  const char *beta = rt_http_header(r->head, "anthropic-beta");
   free(r->up_extra_header);
   r->up_extra_header = NULL;
   if (beta && *beta && strlen(beta) < 1024 && !strpbrk(beta, "\r\n")) {
@@ -585,7 +585,7 @@ static void pass_done(struct rt_req *r, const struct up_result *res) {
 
 /* The client's anthropic-version: sets r->anthropic_strict; 0, or a 400 already sent. */
 static int check_version(struct rt_req *r) {
-  const char *v = rt_http_header(&r->head, "anthropic-version");
+  const char *v = rt_http_header(r->head, "anthropic-version");
   if (!v || !*v || !strcmp(v, RT_ANTHROPIC_V1)) return 0;
   if (!strcmp(v, RT_ANTHROPIC_V2)) {
     r->anthropic_strict = true;

@@ -1,6 +1,8 @@
 /*
- * request.c: the request lifecycle: route a parsed request to its surface, the one error path,
- * and the end of every request (one metrics observation, one log row).
+ * request.c: the request lifecycle on top of the HTTP server: the rt_req of each HTTP request
+ * (created when the server hands it over, freed when the server reports its end), the replies
+ * with the gateway's own headers, the one error path, and the end of every request (one metrics
+ * observation, one log row).
  *
  * Every request that reaches the gateway gets one log row, operational GETs (/healthz, /metrics,
  * /v1/models) included: the row's endpoint column ("GET /healthz") tells them apart, so cost
@@ -12,132 +14,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+#include <time.h>
+
 #include "router/internal.h"
+#include "router/xlate/xlate.h"
 
-static bool path_is(const struct rt_req *r, const char *p) {
-  size_t n = strlen(p);
-  return r->head.path_len == n && !memcmp(r->head.target, p, n);
+int64_t rt_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static bool method_is(const struct rt_req *r, const char *m) { return !strcmp(r->head.method, m); }
-
-static void method_not_allowed(struct rt_req *r, const char *allow) {
-  /* the Allow header rides along as a pass-through header of this reply */
-  static const char name[] = "allow";
-  if (r->n_pass < RT_MAX_PASS_HEADERS) {
-    r->pass[r->n_pass].name = name;
-    r->pass[r->n_pass].value = allow;
-    r->n_pass++;
-  }
-  rt_req_fail(r, 405, "method_not_allowed", "invalid_request_error", "method_not_allowed", NULL,
-              "Method %s is not allowed for %.*s (allowed: %s).", r->head.method,
-              (int)r->head.path_len, r->head.target, allow);
+int64_t rt_wall_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void healthz(struct rt_req *r) {
-  if (r->srv->draining) {
-    static const char body[] = "{\"status\":\"draining\"}";
-    rt_resp_full(r, 503, "application/json", body, sizeof body - 1, NULL, 0);
-  } else {
-    static const char body[] = "{\"status\":\"ok\"}";
-    rt_resp_full(r, 200, "application/json", body, sizeof body - 1, NULL, 0);
-  }
-}
-
-static void metrics(struct rt_req *r) {
-  struct rt_server *s = r->srv;
-  struct rt_gauges g = {.connections = s->n_conns, .in_flight = s->n_reqs ? s->n_reqs - 1 : 0,
-                        .upstream_active = up_multi_active(s->up), .draining = s->draining};
-  if (s->db) db_stats(s->db, &g.db);
-  struct evbuffer *b = evbuffer_new();
-  if (!b) {
-    rt_req_fail(r, 500, "internal", "server_error", NULL, NULL, "out of memory");
-    return;
-  }
-  rt_metrics_render(s->metrics, &g, b);
-  rt_resil_render(s->resil, b);
-  size_t n = evbuffer_get_length(b);
-  rt_resp_full(r, 200, "text/plain; version=0.0.4; charset=utf-8", evbuffer_pullup(b, -1), n, NULL, 0);
-  evbuffer_free(b);
-}
-
-/* API work is refused while the request log is behind (see rt_req_log). */
-static bool shed(struct rt_req *r) {
-  if (!r->srv->log_pressure) return false;
-  static const char name[] = "retry-after", one[] = "1";
-  if (r->n_pass < RT_MAX_PASS_HEADERS) {
-    r->pass[r->n_pass].name = name;
-    r->pass[r->n_pass].value = one;
-    r->n_pass++;
-  }
-  rt_req_fail(r, 503, "overloaded", "server_error", "server_overloaded", NULL,
-              "The gateway is overloaded (its request log is behind); retry shortly.");
-  return true;
-}
-
-void rt_req_pick_surface(struct rt_req *r) {
-  static const char messages[] = "/v1/messages";
-  bool anthropic = r->head.path_len >= sizeof messages - 1 &&
-                   !memcmp(r->head.target, messages, sizeof messages - 1) &&
-                   (r->head.path_len == sizeof messages - 1 || r->head.target[sizeof messages - 1] == '/');
-  /* the Anthropic SDK lists models at the same path as OpenAI's: its version header tells */
-  if (!anthropic && r->head.path_len >= 10 && !memcmp(r->head.target, "/v1/models", 10) &&
-      rt_http_header(&r->head, "anthropic-version"))
-    anthropic = true;
-  r->surface = anthropic ? &rt_anthropic_surface : &rt_openai_surface;
-}
-
-void rt_req_dispatch(struct rt_req *r) {
-  static const char models_prefix[] = "/v1/models/";
-  bool anthropic = r->surface == &rt_anthropic_surface;
-  if (path_is(r, "/v1/messages")) {
-    r->route = RT_ROUTE_MESSAGES;
-    if (method_is(r, "POST")) rt_anthropic_messages(r);
-    else method_not_allowed(r, "POST");
-  } else if (path_is(r, "/v1/messages/count_tokens")) {
-    r->route = RT_ROUTE_COUNT_TOKENS;
-    if (method_is(r, "POST")) rt_anthropic_count_tokens(r);
-    else method_not_allowed(r, "POST");
-  } else if (path_is(r, "/v1/chat/completions")) {
-    r->route = RT_ROUTE_CHAT;
-    if (!method_is(r, "POST")) method_not_allowed(r, "POST");
-    else if (!shed(r)) rt_openai_chat(r);
-  } else if (path_is(r, "/v1/models")) {
-    r->route = RT_ROUTE_MODELS;
-    if (!method_is(r, "GET")) method_not_allowed(r, "GET");
-    else if (anthropic) rt_anthropic_models(r);
-    else rt_openai_models(r);
-  } else if (r->head.path_len > sizeof models_prefix - 1 &&
-             !memcmp(r->head.target, models_prefix, sizeof models_prefix - 1)) {
-    r->route = RT_ROUTE_MODEL;
-    if (!method_is(r, "GET")) {
-      method_not_allowed(r, "GET");
-      return;
-    }
-    char id[512];
-    const char *raw = r->head.target + sizeof models_prefix - 1;
-    size_t rawlen = r->head.path_len - (sizeof models_prefix - 1);
-    if (rt_url_decode(raw, rawlen, id, sizeof id) < 0) {
-      rt_req_fail(r, 400, "bad_request", "invalid_request_error", NULL, NULL,
-                  "Malformed model id in the URL.");
-      return;
-    }
-    if (anthropic) rt_anthropic_model(r, id);
-    else rt_openai_model(r, id);
-  } else if (path_is(r, "/healthz")) {
-    r->route = RT_ROUTE_HEALTHZ;
-    if (method_is(r, "GET")) healthz(r);
-    else method_not_allowed(r, "GET");
-  } else if (path_is(r, "/metrics")) {
-    r->route = RT_ROUTE_METRICS;
-    if (method_is(r, "GET")) metrics(r);
-    else method_not_allowed(r, "GET");
-  } else {
-    r->route = RT_ROUTE_OTHER;
-    rt_req_fail(r, 404, "not_found", "invalid_request_error", "unknown_url", NULL,
-                "Invalid URL (%s %.*s)", r->head.method, (int)(r->head.path_len > 200 ? 200 : r->head.path_len),
-                r->head.target);
-  }
+int rt_model_index(const struct pol_config *cfg, const struct pol_model *m) {
+  if (!m || !cfg || m < cfg->models || m >= cfg->models + cfg->n_models) return -1;
+  return (int)(m - cfg->models);
 }
 
 void rt_req_fail(struct rt_req *r, int status, const char *error_class, const char *type,
@@ -230,34 +127,28 @@ void rt_req_fail_upstream(struct rt_req *r, const struct up_result *res) {
                 "The upstream provider '%s' failed mid-reply: %s", pname, res->message);
 }
 
-void rt_req_on_drain(struct rt_req *r) {
-  if (r->paused && r->xfer) {
-    r->paused = false;
-    up_resume(r->xfer);
-  }
-}
 
 /* "METHOD /path" for the endpoint column: the route's own label for known routes, else the
  * request's path, printable ASCII only and capped (the path is whatever the client sent). */
 static void endpoint_text(const struct rt_req *r, char *buf, size_t cap) {
-  const char *m = r->head.method[0] ? r->head.method : "-";
+  const char *m = r->head->method[0] ? r->head->method : "-";
   if (r->route != RT_ROUTE_OTHER && r->route != RT_ROUTE_MODEL) {
     snprintf(buf, cap, "%s %s", m, rt_route_label(r->route));
     return;
   }
   size_t n = (size_t)snprintf(buf, cap, "%s ", m);
   if (n >= cap) return;
-  size_t plen = r->head.target ? r->head.path_len : 0;
+  size_t plen = r->head->target ? r->head->path_len : 0;
   if (plen > 200) plen = 200;
   for (size_t i = 0; i < plen && n + 1 < cap; i++) {
-    unsigned char c = (unsigned char)r->head.target[i];
+    unsigned char c = (unsigned char)r->head->target[i];
     buf[n++] = c > 0x20 && c < 0x7f ? (char)c : '?';
   }
   if (!plen && n + 1 < cap) buf[n++] = '-';
   buf[n] = 0;
 }
 
-void rt_req_log(struct rt_req *r) {
+static void req_log(struct rt_req *r) {
   struct rt_server *s = r->srv;
   const struct pol_config *cfg = s->cfg;
   int64_t t_end = rt_now_us();
@@ -334,3 +225,182 @@ void rt_req_log(struct rt_req *r) {
   if (rc == 1 && !s->log_pressure) fprintf(stderr, "tiergate: request log is behind: shedding new requests\n");
   s->log_pressure = rc == 1 || rc == -ENOSPC;
 }
+
+/* ------------------------------------------------------------------ replies */
+
+void rt_resp_start(struct rt_req *r, int status, const char *content_type, int64_t content_length,
+                   const struct rt_kv *extra, size_t n_extra) {
+  if (r->resp_started) return;
+  r->resp_started = true;
+  r->status = status;
+  int64_t now = rt_now_us();
+  int64_t up = 0;
+  if (r->t_up_start) {
+    /* a stream's reply starts at its first event, while the transfer runs: the wait for that
+     * event was the upstream's time too */
+    int64_t e = r->t_up_end ? r->t_up_end : r->t_first_token ? r->t_first_token
+              : r->t_up_headers ? r->t_up_headers : now;
+    up = e - r->t_up_start;
+  }
+  double overhead_ms = (double)(now - r->t0 - up) / 1e3;
+
+  /* the gateway's headers, then the upstream's passed on, then the caller's extras; the
+   * gateway's own retry advice replaces the upstream's (resilience.c decides) */
+  struct rt_kv h[8 + RT_MAX_PASS_HEADERS + 8];
+  size_t n = 0;
+  char route[600], ovh[32], att[16];
+  h[n++] = (struct rt_kv){"x-tiergate-request-id", r->id};
+  if (r->model) {
+    snprintf(route, sizeof route, "%s/%s", rt_req_provider_name(r), rt_req_upstream_model(r));
+    h[n++] = (struct rt_kv){"x-tiergate-route", route};
+  }
+  snprintf(ovh, sizeof ovh, "%.3f", overhead_ms < 0 ? 0 : overhead_ms);
+  h[n++] = (struct rt_kv){"x-tiergate-overhead-ms", ovh};
+  if (r->attempts > 1) {
+    snprintf(att, sizeof att, "%d", r->attempts);
+    h[n++] = (struct rt_kv){"x-tiergate-attempts", att};
+  }
+  if (r->should_retry) h[n++] = (struct rt_kv){"x-should-retry", r->should_retry > 0 ? "true" : "false"};
+  for (size_t i = 0; i < r->n_pass; i++) {
+    if (r->should_retry && !strcasecmp(r->pass[i].name, "x-should-retry")) continue;
+    h[n++] = r->pass[i];
+  }
+  for (size_t i = 0; i < n_extra && n < sizeof h / sizeof h[0]; i++) {
+    if (r->should_retry && !strcasecmp(extra[i].name, "x-should-retry")) continue;
+    h[n++] = extra[i];
+  }
+  rt_http_resp_start(r->q, status, content_type, content_length, h, n);
+}
+
+void rt_resp_body(struct rt_req *r, const void *p, size_t n) {
+  if (r->finished) return;
+  rt_http_resp_body(r->q, p, n);
+}
+
+size_t rt_resp_pending(const struct rt_req *r) { return rt_http_resp_pending(r->q); }
+
+void rt_resp_end(struct rt_req *r) {
+  if (r->finished) return;
+  r->finished = true;
+  rt_http_resp_end(r->q);   /* on_finish logs and frees R */
+}
+
+void rt_resp_full(struct rt_req *r, int status, const char *content_type, const void *body,
+                  size_t n, const struct rt_kv *extra, size_t n_extra) {
+  rt_resp_start(r, status, content_type, (int64_t)n, extra, n_extra);
+  rt_resp_body(r, body, n);
+  rt_resp_end(r);
+}
+
+/* ------------------------------------------------------------------ the HTTP server's callbacks */
+
+static void req_free(struct rt_req *r) {
+  if (!r) return;
+  if (r->xfer) up_cancel(r->xfer);
+  rt_call_free(r);
+  free(r->model_name);
+  free(r->pass_buf);
+  free(r->up_ctype);
+  if (r->up_body) evbuffer_free(r->up_body);
+  up_sse_free(&r->sse);
+  rt_xs_free(r->xs);
+  free(r->up_extra_header);
+  if (r->q) r->q->ud = NULL;
+  free(r);
+}
+
+/* The request's rt_req, made when the server first hands it over. NULL when out of memory. */
+static struct rt_req *req_of(struct rt_http_req *q) {
+  if (q->ud) return q->ud;
+  struct rt_server *s = rt_http_app_data(q);
+  struct rt_req *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->srv = s;
+  r->q = q;
+  r->head = &q->head;
+  r->body = q->body ? q->body : "";
+  r->body_len = q->body ? q->body_len : 0;
+  r->t0 = q->t0;
+  r->wall0_us = q->wall0_us;
+  uint64_t a = rt_rand64(&s->rng), b = rt_rand64(&s->rng);
+  snprintf(r->id, sizeof r->id, "req_%016llx%08llx", (unsigned long long)a,
+           (unsigned long long)(b >> 32));
+  rt_route_match(r);
+  q->ud = r;
+  return r;
+}
+
+/* Out of memory before anything could be set up: a bare reply keeps the connection's framing. */
+static void bare_500(struct rt_http_req *q) {
+  static const char body[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\"}}";
+  rt_http_resp_start(q, 500, "application/json", sizeof body - 1, NULL, 0);
+  rt_http_resp_body(q, body, sizeof body - 1);
+  rt_http_resp_end(q);
+}
+
+static void on_request(struct rt_http_req *q) {
+  struct rt_req *r = req_of(q);
+  if (!r) {
+    bare_500(q);
+    return;
+  }
+  rt_req_dispatch(r);
+}
+
+static void on_error(struct rt_http_req *q, int status, const char *cls, const char *code,
+                     const char *msg) {
+  struct rt_req *r = req_of(q);
+  if (!r) {
+    bare_500(q);
+    return;
+  }
+  rt_req_fail(r, status, cls, "invalid_request_error", code, NULL, "%s", msg);
+}
+
+static void on_abort(struct rt_http_req *q, int status, const char *cls, const char *msg) {
+  struct rt_req *r = q->ud;
+  if (!r) return;
+  if (!r->finished) {
+    r->finished = true;
+    r->status = status;
+    r->error_class = cls;
+    snprintf(r->error_msg, sizeof r->error_msg, "%s", msg);
+    if (r->xfer) {
+      up_cancel(r->xfer);
+      r->xfer = NULL;
+    }
+    req_log(r);
+  }
+  req_free(r);
+}
+
+static void on_finish(struct rt_http_req *q) {
+  struct rt_req *r = q->ud;
+  if (!r) return;
+  r->finished = true;
+  req_log(r);
+  req_free(r);
+}
+
+static void on_writable(struct rt_http_req *q) {
+  struct rt_req *r = q->ud;
+  if (r && r->paused && r->xfer) {
+    r->paused = false;
+    up_resume(r->xfer);
+  }
+}
+
+static void on_cut(struct rt_http_req *q) {
+  struct rt_req *r = q->ud;
+  if (r && r->surface->stream_error)
+    r->surface->stream_error(r, "shutdown", "the gateway shut down before the reply was complete");
+}
+
+const struct rt_http_app rt_req_http_app = {
+    .on_request = on_request,
+    .on_error = on_error,
+    .on_abort = on_abort,
+    .on_finish = on_finish,
+    .on_writable = on_writable,
+    .on_cut = on_cut,
+};

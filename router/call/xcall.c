@@ -22,7 +22,7 @@
 #include <strings.h>
 
 #include "router/internal.h"
-#include "router/xlate.h"
+#include "router/xlate/xlate.h"
 
 
 /* Is the client an Anthropic one (upstream OpenAI), or an OpenAI one (upstream Anthropic)? */

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "router/xlate.h"
+#include "router/xlate/xlate.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 

@@ -37,8 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "router/internal.h"
-#include "router/xlate.h"
+#include "router/json/json.h"
+#include "router/xlate/xlate.h"
 
 #define ADD_LIT(b, lit) evbuffer_add((b), (lit), sizeof(lit) - 1)
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "router/internal.h"
+#include "router/json/json.h"
 
 static size_t skip_ws(const char *s, size_t n, size_t i) {
   while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;

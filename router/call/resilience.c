@@ -310,7 +310,7 @@ int rt_resil_begin(struct rt_req *r) {
   c->retry_after_ms = -1;
   int64_t t0 = r->t0 ? r->t0 : rt_now_us();
   c->deadline_us = t0 + (int64_t)m->timeouts.total_ms * 1000;
-  const char *v = rt_http_header(&r->head, "x-tiergate-timeout-ms");
+  const char *v = rt_http_header(r->head, "x-tiergate-timeout-ms");
   if (v) {
     double ms = header_number(v);
     if (ms < 1 || ms > 86400000 || ms != (double)(int64_t)ms) {
@@ -326,7 +326,7 @@ int rt_resil_begin(struct rt_req *r) {
   /* The SDKs' per-attempt timeout, whole seconds, covering the wait for the response headers
    * (their stream reading has none). Past it the SDK has given up, so no retry should start. A
    * bad value is ignored: the header is the SDK's, not a request the client wrote. */
-  double sdk = header_number(rt_http_header(&r->head, "x-stainless-timeout"));
+  double sdk = header_number(rt_http_header(r->head, "x-stainless-timeout"));
   if (sdk > 0 && t0 + (int64_t)(sdk * 1e6) < c->start_deadline_us)
     c->start_deadline_us = t0 + (int64_t)(sdk * 1e6);
   c->budget_us = m->retry.budget_ms > 0 ? t0 + (int64_t)m->retry.budget_ms * 1000 : c->deadline_us;
@@ -635,7 +635,7 @@ int rt_resil_done(struct rt_req *r, const struct up_result *res) {
     if (c->n_recs) push_rec(c, &rec);
     return RT_RESIL_FINAL;
   }
-  if (r->resp_started || !r->conn) {
+  if (r->resp_started || !r->q->conn) {
     rec.next = "final";   /* bytes reached the client: the stream ends with an error event */
     push_rec(c, &rec);
     return RT_RESIL_FINAL;

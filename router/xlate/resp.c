@@ -20,8 +20,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "router/internal.h"
-#include "router/xlate.h"
+#include "router/json/json.h"
+#include "router/xlate/xlate.h"
 
 #define ADD_LIT(b, lit) evbuffer_add((b), (lit), sizeof(lit) - 1)
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "router/internal.h"
+#include "router/http/http.h"
 
 static bool is_tchar(unsigned char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
