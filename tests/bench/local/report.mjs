@@ -68,7 +68,10 @@ out(`Both servers: ${meta.threads} threads, ${meta.slots} slots (llama-server \`
     'streams (p99 of a few dozen samples is close to their maximum). Decode/stream: (tokens − 1) / ' +
     '(end − first content), the figure a tg test measures. ITL: gaps between content chunks. ' +
     'llama-server runs at its defaults otherwise (in recent builds: one unified KV pool shared by the ' +
-    'slots, and a host-memory prompt cache of up to 8 GiB, `--cache-ram`, which its RSS includes).');
+    'slots, and a host-memory prompt cache of up to 8 GiB, `--cache-ram`, which its RSS includes). ' +
+    '"others CPU %": the largest share of all CPUs that processes other than the server and the ' +
+    'load generator took during a measured round (a shared machine; a load above NOISE_PCT was ' +
+    'run again, up to RETRIES times, keeping the least disturbed attempt).');
 out();
 
 out('## The engines alone (no server; tok/s)');
@@ -82,27 +85,28 @@ out();
 
 out('## Concurrent streams');
 out();
-out('| model | server | streams | aggregate tok/s | × 1 stream | TTFT p50 ms | TTFT p99 ms | decode/stream p50 tok/s | ITL p50 / p99 ms | prompt tokens | RSS max MiB | errors |');
-out('|---|---|---|---|---|---|---|---|---|---|---|---|');
+out('| model | server | streams | aggregate tok/s | × 1 stream | TTFT p50 ms | TTFT p99 ms | decode/stream p50 tok/s | ITL p50 / p99 ms | prompt tokens | RSS max MiB | others CPU % | errors |');
+out('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const name of names) {
   for (const srv of servers) {
     if (!served(srv, name)) {
       const u = load(`unavailable-${srv}-${name}.json`);
       out(`| ${name} | ${srv} | – | not served: ${(u && u.reason ? u.reason : 'see the log').replace(/\|/g, '\\|')} ` +
-          `(raw/${srv}-${name}.log) | | | | | | | | |`);
+          `(raw/${srv}-${name}.log) | | | | | | | | | |`);
       continue;
     }
     const one = loadRun(srv, name, 1);
     for (const n of streams) {
       const r = loadRun(srv, name, n);
       if (!r) {
-        out(`| ${name} | ${srv} | ${n} | no result | | | | | | | | |`);
+        out(`| ${name} | ${srv} | ${n} | no result | | | | | | | | | |`);
         continue;
       }
       out(`| ${name} | ${srv} | ${n} | ${f1(r.agg_tps)} | ${one ? f2(r.agg_tps / one.agg_tps) : '–'} | ` +
           `${f1(r.ttft_ms.p50)} | ${f1(r.ttft_ms.p99)} | ${f1(r.decode_tps_stream.p50)} | ` +
           `${f1(r.itl_ms.p50)} / ${f1(r.itl_ms.p99)} | ${r.prompt_tokens.n ? r.prompt_tokens.p50 : '–'} | ` +
-          `${mib(r.rss_max_kib)} | ${r.errors} |`);
+          `${mib(r.rss_max_kib)} | ${f1(r.others_cpu_pct_max)} | ${r.errors}` +
+          `${r.completion_tokens.n && r.completion_tokens.min < r.max_tokens ? ` (short streams: ${r.completion_tokens.min} tokens)` : ''} |`);
     }
   }
 }
@@ -114,19 +118,19 @@ out('Per round: the probe alone, then another probe (new nonce) written once eac
     'has 3 content chunks; medians over rounds. The longest gap is between two content chunks of any ' +
     'background stream while the probe was in flight (a prefill that stalls the running streams shows there).');
 out();
-out('| model | server | prompt tokens | TTFT alone ms | TTFT with others decoding ms | ratio | longest background gap ms (median of rounds) | errors |');
-out('|---|---|---|---|---|---|---|---|');
+out('| model | server | prompt tokens | TTFT alone ms | TTFT with others decoding ms | ratio | longest background gap ms (median of rounds) | others CPU % | errors |');
+out('|---|---|---|---|---|---|---|---|---|');
 for (const name of names)
   for (const srv of servers) {
     if (!served(srv, name)) continue;
     const a = arrival(srv, name);
     if (!a) {
-      out(`| ${name} | ${srv} | no result | | | | | |`);
+      out(`| ${name} | ${srv} | no result | | | | | | |`);
       continue;
     }
     const pt = a.prompt_tokens.min === a.prompt_tokens.max ? `${a.prompt_tokens.min}` : `${a.prompt_tokens.min}–${a.prompt_tokens.max}`;
     out(`| ${name} | ${srv} | ${pt} | ${f1(a.alone_ttft_ms)} | ${f1(a.loaded_ttft_ms)} | ${f2(a.ratio)} | ` +
-        `${f1(a.bg_gap_max_ms.p50)} | ${a.errors}${a.bg_ended_before_probe_done ? ` (${a.bg_ended_before_probe_done} background streams ended early)` : ''} |`);
+        `${f1(a.bg_gap_max_ms.p50)} | ${f1(a.others_cpu_pct_max)} | ${a.errors}${a.bg_ended_before_probe_done ? ` (${a.bg_ended_before_probe_done} background streams ended early)` : ''} |`);
   }
 out();
 

@@ -30,6 +30,9 @@
 #                  NO_BUILD=1); TIERGATE and STREAMS_BIN override the two binaries
 #   MODEL_DIR      where the models are made, or reused (default $TMPDIR/tiergate-bench-models)
 #   OUT            results dir (default tests/bench/out/local-<time>)
+#   NOISE_PCT RETRIES  a load during which other processes took more than NOISE_PCT % of the
+#                  CPUs (default 10) is run again, up to RETRIES more times (default 2); the
+#                  least disturbed attempt is kept and the report shows the share
 #   NICE           e.g. -10 (root): every benchmark process (servers, load generator, the bench
 #                  tools) at that priority, all the same, for numbers on a busy shared machine
 # Needs: the Debian packages of the README, node (the report), jq, a llama.cpp build.
@@ -52,6 +55,8 @@ LLAMA_CPP_BIN=${LLAMA_CPP_BIN:-/work/ext/llama.cpp/build/bin}
 LLAMA_ARGS=${LLAMA_ARGS:-}
 LLAMA_BENCH=${LLAMA_BENCH:-1}
 BUILD=${BUILD:-build-rel}
+NOISE_PCT=${NOISE_PCT:-10}
+RETRIES=${RETRIES:-2}
 MODEL_DIR=${MODEL_DIR:-${TMPDIR:-/tmp}/tiergate-bench-models}
 OUT=${OUT:-tests/bench/out/local-$(date +%Y%m%d-%H%M%S)}
 
@@ -198,12 +203,34 @@ stop_server() {
   SRV_PID=
 }
 
+# measure OUT_JSON STREAMS_ARGS...: one load against the running server, repeated (up to RETRIES
+# more times) while other processes took more than NOISE_PCT % of the CPUs during a measured
+# round; keeps the attempt they disturbed least.
+measure() {
+  local out=$1 k best=
+  shift
+  for k in $(seq 0 "$RETRIES"); do
+    run_nice "$STREAMS_BIN" --port "$SRV_PORT" --model "$SRV_MODEL" --warmup 1 --pid "$SRV_PID" "$@" \
+      >"$out.try$k" 2>>"$RAW/streams.log" || echo "  errors in $*" >&2
+    if [ -z "$best" ] || jq -e --slurpfile b "$best" '(.others_cpu_pct_max // 1e9) < ($b[0].others_cpu_pct_max // 1e9)' "$out.try$k" >/dev/null 2>&1; then
+      best=$out.try$k
+    fi
+    jq -e --argjson lim "$NOISE_PCT" '(.others_cpu_pct_max // 1e9) <= $lim' "$best" >/dev/null 2>&1 && break
+    echo "  other processes took $(jq -r '.others_cpu_pct_max' "$out.try$k" 2>/dev/null) % CPU: again" >&2
+  done
+  cp "$best" "$out"
+}
+
 first=1
 for mt in $MODELS; do
   name=${mt%%:*}-${mt#*:}
   f="$MODEL_DIR/$name.gguf"
   order=$SERVERS
-  [ "$first" = 1 ] || order=$(echo "$SERVERS" | awk '{for (i = NF; i >= 1; i--) printf "%s%s", $i, i > 1 ? " " : ""}')
+  if [ "$first" != 1 ]; then
+    read -ra sv <<<"$SERVERS"
+    order=
+    for ((i = ${#sv[@]} - 1; i >= 0; i--)); do order="$order ${sv[i]}"; done
+  fi
   first=$((1 - first))
   for kind in $order; do
     echo "== $kind $name" >&2
@@ -213,16 +240,14 @@ for mt in $MODELS; do
       continue
     fi
     for n in $STREAMS; do
-      run_nice "$STREAMS_BIN" --port "$SRV_PORT" --model "$SRV_MODEL" --streams "$n" --rounds "$ROUNDS" \
-        --warmup 1 --max-tokens "$MAX_TOKENS" --pid "$SRV_PID" --label "$kind $name $n" \
-        >"$RAW/load-$kind-$name-$n.json" 2>>"$RAW/streams.log" || echo "  errors in $kind $name $n streams" >&2
-      tail -n 1 "$RAW/load-$kind-$name-$n.json" | jq -r '"  \(.streams) streams: \(.agg_tps|floor) tok/s, TTFT p50 \(.ttft_ms.p50) ms p99 \(.ttft_ms.p99) ms"' >&2 || true
+      measure "$RAW/load-$kind-$name-$n.json" --streams "$n" --rounds "$ROUNDS" \
+        --max-tokens "$MAX_TOKENS" --label "$kind $name $n"
+      jq -r '"  \(.streams) streams: \(.agg_tps|floor) tok/s, TTFT p50 \(.ttft_ms.p50) ms p99 \(.ttft_ms.p99) ms (others \(.others_cpu_pct_max|floor) % CPU)"' \
+        "$RAW/load-$kind-$name-$n.json" >&2 || true
     done
-    run_nice "$STREAMS_BIN" --arrival --port "$SRV_PORT" --model "$SRV_MODEL" --background $((SLOTS - 1)) \
-      --prompt-tokens 64 --rounds "$ROUNDS" --warmup 1 --bg-max-tokens $((CTX / 2)) --pid "$SRV_PID" \
-      --label "$kind $name arrival" >"$RAW/arrival-$kind-$name.json" 2>>"$RAW/streams.log" \
-      || echo "  errors in $kind $name arrival" >&2
-    jq -r '"  arrival: TTFT alone \(.alone_ttft_ms) ms, with \(.background) decoding \(.loaded_ttft_ms) ms"' \
+    measure "$RAW/arrival-$kind-$name.json" --arrival --background $((SLOTS - 1)) \
+      --prompt-tokens 64 --rounds "$ROUNDS" --bg-max-tokens $((CTX / 2)) --label "$kind $name arrival"
+    jq -r '"  arrival: TTFT alone \(.alone_ttft_ms) ms, with \(.background) decoding \(.loaded_ttft_ms) ms (others \(.others_cpu_pct_max|floor) % CPU)"' \
       "$RAW/arrival-$kind-$name.json" >&2 || true
     awk '/^VmRSS/ {r = $2} /^VmHWM/ {h = $2} END {printf "{\"rss_kib\":%d,\"hwm_kib\":%d}\n", r, h}' \
       "/proc/$SRV_PID/status" >"$RAW/rss-$kind-$name.json"

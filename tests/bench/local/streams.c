@@ -136,6 +136,10 @@ struct run {
   /* load mode: inter-token gaps of the measured round(s), in us */
   struct samples *gaps;
   int errors;
+  /* the streams the loop's current condition looks at */
+  struct stream *batch;
+  int batch_n;
+  long min_chunks;                 /* all_decoding: content chunks each must have */
 };
 
 static void *xcalloc(size_t n, size_t sz) {
@@ -206,9 +210,7 @@ static void stream_end(struct stream *st, double t) {
   st->state = S_DONE;
   st->t_end = t;
   if (!st->failed && st->status != 200) stream_fail(st, "HTTP status not 200");
-  if (!st->failed && !st->saw_done && st->usage_completion < 0 && st->chunks == 0)
-    stream_fail(st, "stream ended with no content");
-  if (!st->failed && st->chunks == 0) stream_fail(st, "no content chunk");
+  if (!st->failed && st->chunks == 0) stream_fail(st, "the stream ended with no content chunk");
   if (st->failed) {
     st->run->errors++;
     fprintf(stderr, "streams: request failed: %s (status %d)%s%.*s\n", st->err, st->status,
@@ -491,25 +493,21 @@ static void run_until(struct run *r, bool (*cond)(struct run *)) {
   r->until = NULL;
 }
 
-static struct stream *g_batch;  /* the streams the current condition looks at */
-static int g_batch_n;
-static long g_min_chunks;
-
 static bool all_connected(struct run *r) {
-  for (int i = 0; i < g_batch_n; i++)
-    if (g_batch[i].state == S_CONNECTING) return false;
+  for (int i = 0; i < r->batch_n; i++)
+    if (r->batch[i].state == S_CONNECTING) return false;
   return true;
 }
 
 static bool all_done(struct run *r) {
-  for (int i = 0; i < g_batch_n; i++)
-    if (g_batch[i].state != S_DONE) return false;
+  for (int i = 0; i < r->batch_n; i++)
+    if (r->batch[i].state != S_DONE) return false;
   return true;
 }
 
 static bool all_decoding(struct run *r) {
-  for (int i = 0; i < g_batch_n; i++)
-    if (g_batch[i].state != S_DONE && g_batch[i].chunks < g_min_chunks) return false;
+  for (int i = 0; i < r->batch_n; i++)
+    if (r->batch[i].state != S_DONE && r->batch[i].chunks < r->min_chunks) return false;
   return true;
 }
 
@@ -517,16 +515,16 @@ static bool all_decoding(struct run *r) {
  * connection failed are already done (failed). */
 static void batch_start(struct run *r, struct stream *b, int n) {
   for (int i = 0; i < n; i++) stream_connect(&b[i]);
-  g_batch = b;
-  g_batch_n = n;
+  r->batch = b;
+  r->batch_n = n;
   run_until(r, all_connected);
   for (int i = 0; i < n; i++)
     if (b[i].state == S_READY) stream_send(&b[i]);
 }
 
 static void batch_wait(struct run *r, struct stream *b, int n) {
-  g_batch = b;
-  g_batch_n = n;
+  r->batch = b;
+  r->batch_n = n;
   run_until(r, all_done);
   if (r->timed_out)
     for (int i = 0; i < n; i++)
@@ -575,6 +573,53 @@ static void on_rss(evutil_socket_t fd, short what, void *arg) {
   struct run *r = arg;
   long v = proc_status_kib(r->pid, "VmRSS");
   if (v > r->rss_max_kib) r->rss_max_kib = v;
+}
+
+/* CPU time on the machine, for telling how much of it other processes took during a
+ * measurement (a shared machine): busy = all CPUs' non-idle ticks (steal included), and the
+ * ticks of the server (--pid) and of this program. */
+struct cpu_snap {
+  double busy, server, self;  /* clock ticks */
+};
+
+static double proc_ticks(long pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');  /* after the command name, which may hold spaces */
+  unsigned long long ut = 0, st = 0;
+  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+    return 0;
+  return (double)(ut + st);
+}
+
+static void cpu_snap(const struct run *r, struct cpu_snap *c) {
+  memset(c, 0, sizeof *c);
+  FILE *f = fopen("/proc/stat", "r");
+  if (f) {
+    unsigned long long v[10] = {0};
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+               &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) >= 8)
+      c->busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);  /* not idle, iowait, guest */
+    fclose(f);
+  }
+  if (r->pid > 0) c->server = proc_ticks(r->pid);
+  c->self = proc_ticks((long)getpid());
+}
+
+/* The share (percent of all CPUs) that processes other than the server and this program used
+ * between a and b, over wall_us. */
+static double others_pct(const struct cpu_snap *a, const struct cpu_snap *b, double wall_us) {
+  static long hz, ncpu;
+  if (!hz) hz = sysconf(_SC_CLK_TCK), ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  double others = (b->busy - a->busy) - (b->server - a->server) - (b->self - a->self);
+  if (others < 0) others = 0;
+  double avail = wall_us / 1e6 * (double)hz * (double)(ncpu > 0 ? ncpu : 1);
+  return avail > 0 ? 100.0 * others / avail : 0;
 }
 
 /* ---------------------------------------------------------------- prompts */
@@ -694,8 +739,9 @@ static void print_rss(const struct run *r) {
 
 static int mode_load(struct run *r, const char *label, int n, int rounds, int warmup,
                      long max_tokens, long prompt_chars, long prompt_tokens_seen) {
-  struct samples agg, ttft, decode, gaps, ptok, ctok, wall;
+  struct samples agg, ttft, decode, gaps, ptok, ctok, wall, noise;
   samples_init(&agg, (size_t)rounds);
+  samples_init(&noise, (size_t)rounds);
   samples_init(&wall, (size_t)rounds);
   samples_init(&ttft, (size_t)(rounds * n));
   samples_init(&decode, (size_t)(rounds * n));
@@ -713,12 +759,17 @@ static int mode_load(struct run *r, const char *label, int n, int rounds, int wa
         return 1;
       }
     int err0 = r->errors;
+    struct cpu_snap c0, c1;
+    double w0 = now_us();
+    cpu_snap(r, &c0);
     batch_start(r, r->s, n);
     batch_wait(r, r->s, n);
+    cpu_snap(r, &c1);
     if (!measured) {
       r->errors = err0;  /* a failed warm-up request is reported, not counted */
       continue;
     }
+    samples_add(&noise, others_pct(&c0, &c1, now_us() - w0));
     double t0 = 0, t1 = 0, tokens = 0;
     for (int i = 0; i < n; i++) {
       struct stream *st = &r->s[i];
@@ -737,14 +788,19 @@ static int mode_load(struct run *r, const char *label, int n, int rounds, int wa
       samples_add(&agg, tokens / ((t1 - t0) / 1e6));
       samples_add(&wall, (t1 - t0) / 1e3);
     }
-    fprintf(stderr, "  %s round %d: %.0f tokens in %.0f ms = %.2f tok/s\n", label, round - warmup + 1,
-            tokens, (t1 - t0) / 1e3, t1 > t0 ? tokens / ((t1 - t0) / 1e6) : 0.0);
+    fprintf(stderr, "  %s round %d: %.0f tokens in %.0f ms = %.2f tok/s (other processes: %.0f %% "
+            "CPU)\n", label, round - warmup + 1, tokens, (t1 - t0) / 1e3,
+            t1 > t0 ? tokens / ((t1 - t0) / 1e6) : 0.0, noise.v[noise.n - 1]);
   }
   printf("{\"mode\":\"load\",\"label\":\"%s\",\"streams\":%d,\"rounds\":%d,\"warmup\":%d,"
          "\"max_tokens\":%ld,\"errors\":%d,", label, n, rounds, warmup, max_tokens, r->errors);
   put_array("agg_tps_rounds", &agg);
   printf(",");
   put_array("round_ms_rounds", &wall);
+  printf(",");
+  put_array("others_cpu_pct_rounds", &noise);
+  printf(",");
+  put_num("others_cpu_pct_max", noise.n ? percentile(noise.v, noise.n, 100) : NAN);
   printf(",");
   put_num("agg_tps", median(agg.v, agg.n));
   printf(",");
@@ -763,6 +819,7 @@ static int mode_load(struct run *r, const char *label, int n, int rounds, int wa
   print_rss(r);
   printf("}\n");
   samples_free(&agg);
+  samples_free(&noise);
   samples_free(&wall);
   samples_free(&ttft);
   samples_free(&decode);
@@ -775,8 +832,9 @@ static int mode_load(struct run *r, const char *label, int n, int rounds, int wa
 static int mode_arrival(struct run *r, const char *label, int bg, int rounds, int warmup,
                         long chars, long target, long got, long probe_max, long bg_max,
                         double settle_ms) {
-  struct samples alone, loaded, ratio, gap, ptok;
+  struct samples alone, loaded, ratio, gap, ptok, noise;
   samples_init(&alone, (size_t)rounds);
+  samples_init(&noise, (size_t)rounds);
   samples_init(&loaded, (size_t)rounds);
   samples_init(&ratio, (size_t)rounds);
   samples_init(&gap, (size_t)rounds);
@@ -788,6 +846,9 @@ static int mode_arrival(struct run *r, const char *label, int bg, int rounds, in
   for (int round = 0; round < warmup + rounds; round++) {
     bool measured = round >= warmup;
     int err0 = r->errors;
+    struct cpu_snap c0, c1;
+    double w0 = now_us();
+    cpu_snap(r, &c0);
     /* alone */
     if (make_prompt(r, prompt, sizeof prompt, chars) ||
         stream_prepare(r, probe, prompt, probe_max, false))
@@ -805,9 +866,9 @@ static int mode_arrival(struct run *r, const char *label, int bg, int rounds, in
         return 1;
     }
     batch_start(r, r->s, bg);
-    g_batch = r->s;
-    g_batch_n = bg;
-    g_min_chunks = 3;
+    r->batch = r->s;
+    r->batch_n = bg;
+    r->min_chunks = 3;
     run_until(r, all_decoding);
     if (make_prompt(r, prompt, sizeof prompt, chars) ||
         stream_prepare(r, probe, prompt, probe_max, false))
@@ -820,6 +881,8 @@ static int mode_arrival(struct run *r, const char *label, int bg, int rounds, in
     long p_loaded = probe->usage_prompt;
     int ended = 0;
     for (int i = 0; i < bg; i++) ended += r->s[i].state == S_DONE;
+    cpu_snap(r, &c1);
+    double w1 = now_us();
     batch_cut(r->s, bg);
     r->probe = NULL;
     sleep_loop(r, settle_ms);
@@ -828,6 +891,7 @@ static int mode_arrival(struct run *r, const char *label, int bg, int rounds, in
       continue;
     }
     bg_ended += ended;
+    samples_add(&noise, others_pct(&c0, &c1, w1 - w0));
     if (!isnan(t_alone) && !isnan(t_loaded)) {
       samples_add(&alone, t_alone / 1e3);
       samples_add(&loaded, t_loaded / 1e3);
@@ -837,8 +901,9 @@ static int mode_arrival(struct run *r, const char *label, int bg, int rounds, in
     samples_add(&ptok, (double)p_alone);
     samples_add(&ptok, (double)p_loaded);
     fprintf(stderr, "  %s round %d: TTFT alone %.1f ms, with %d decoding %.1f ms (x%.2f), longest "
-            "background gap %.1f ms\n", label, round - warmup + 1, t_alone / 1e3, bg,
-            t_loaded / 1e3, t_loaded / t_alone, r->bg_gap_max_us / 1e3);
+            "background gap %.1f ms (other processes: %.0f %% CPU)\n", label, round - warmup + 1,
+            t_alone / 1e3, bg, t_loaded / 1e3, t_loaded / t_alone, r->bg_gap_max_us / 1e3,
+            noise.v[noise.n - 1]);
   }
   printf("{\"mode\":\"arrival\",\"label\":\"%s\",\"background\":%d,\"rounds\":%d,\"warmup\":%d,"
          "\"errors\":%d,\"prompt_tokens_target\":%ld,\"prompt_chars\":%ld,"
@@ -850,6 +915,10 @@ static int mode_arrival(struct run *r, const char *label, int bg, int rounds, in
   put_array("loaded_ttft_ms_rounds", &loaded);
   printf(",");
   put_array("ratio_rounds", &ratio);
+  printf(",");
+  put_array("others_cpu_pct_rounds", &noise);
+  printf(",");
+  put_num("others_cpu_pct_max", noise.n ? percentile(noise.v, noise.n, 100) : NAN);
   printf(",");
   double ma = median(alone.v, alone.n), ml = median(loaded.v, loaded.n);
   put_num("alone_ttft_ms", ma);
@@ -866,6 +935,7 @@ static int mode_arrival(struct run *r, const char *label, int bg, int rounds, in
   print_rss(r);
   printf("}\n");
   samples_free(&alone);
+  samples_free(&noise);
   samples_free(&loaded);
   samples_free(&ratio);
   samples_free(&gap);
