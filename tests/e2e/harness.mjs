@@ -138,18 +138,33 @@ breaker:
 `;
 }
 
-/** Starts tiergate in front of MOCK. Returns {url, baseURL, dbPath, dir, stop, rows}. */
+/**
+ * Starts tiergate in front of MOCK. Returns {url, baseURL, dbPath, dir, stop, rows}.
+ * By default on testYaml(OPTS); with OPTS.configPath on that file instead (a shipped example),
+ * with TIERGATE_DB set to the temp SQLite file and OPTS.env's variables set (a value of
+ * undefined removes the variable from the gateway's environment).
+ */
 export async function startGateway(mock, opts = {}) {
   const dir = mkdtempSync(join(process.env.TMPDIR || tmpdir(), 'tiergate-e2e-'));
   const dbPath = join(dir, 'tiergate.db');
-  const configPath = join(dir, 'tiergate.yaml');
+  let configPath = opts.configPath;
   const portFile = join(dir, 'port');
-  writeFileSync(
-    configPath,
-    testYaml({ dbPath, mockPort: mock.port, deadPort: await closedPort(), ...opts }),
-  );
+  if (!configPath) {
+    configPath = join(dir, 'tiergate.yaml');
+    writeFileSync(
+      configPath,
+      testYaml({ dbPath, mockPort: mock.port, deadPort: await closedPort(), ...opts }),
+    );
+  }
   const env = { ...process.env, TIERGATE_TEST_KEY: TEST_KEY };
   delete env.TIERGATE_TEST_UNSET_KEY;
+  if (opts.configPath) {
+    env.TIERGATE_DB = dbPath;
+    for (const [k, v] of Object.entries(opts.env ?? {})) {
+      if (v === undefined) delete env[k];
+      else env[k] = String(v);
+    }
+  }
   const proc = spawn(tiergateBin(), ['serve', '--config', configPath, '--port-file', portFile], {
     env,
     stdio: ['ignore', 'ignore', 'inherit'],
