@@ -3,7 +3,7 @@
  * on one model (a benchmark, not a test: built, never run by meson test).
  *
  *   build-rel/tests/bench/bench_sched -m FILE [-t THREADS] [-n GEN] [-s N,N,...] [-p TTFT_PROMPT]
- *                                     [-b BACKGROUND] [-r REPS] [--prompt N] [--chunk N]
+ *                                     [-b BACKGROUND] [-r REPS] [--prompt N] [--chunk N] [--sweep]
  *
  * Decode: N jobs (-s, default 1,4,8,16) of a --prompt-token random prompt (default 8) submitted
  * at once, each generating GEN tokens (default 64, greedy). Reported: aggregate decode tokens/s =
@@ -13,6 +13,9 @@
  * TTFT: a TTFT_PROMPT-token prompt (default 64) submitted alone, then while BACKGROUND jobs
  * (default 7) are decoding: submit -> first token sampled (scheduler timing) and submit -> the
  * bench thread sees the finish (wall, through notify); median of REPS.
+ * --sweep: no scheduler, the engine alone: the time of one slm_decode of N decode tokens (N
+ * sequences, one token each, at position ~64, logits for every row) for N = 1..16, minimum over
+ * REPS x 8 steps, to tell the engine's cost per batch size from the scheduler's.
  * Random-weight models at real shapes: `tiergate slm mkmodel --shape smollm2-135m --type q8_0 -o F`.
  */
 #include <errno.h>
@@ -114,6 +117,49 @@ static void wait_all(struct job *b, int n) {
   }
 }
 
+/* --sweep: the engine's step time per number of decode tokens. */
+static int sweep(const struct slm_model *m, int threads, int reps) {
+  struct slm_context_params cp = slm_context_default_params();
+  cp.n_ctx = 512;
+  cp.n_seq = 16;
+  cp.n_outputs = 16;
+  cp.n_threads = threads;
+  struct slm_context *c = slm_context_new(m, &cp);
+  if (!c) return 1;
+  const int32_t nv = slm_n_vocab(m);
+  slm_token tok[64];
+  int32_t seq[64];
+  int8_t lg[64];
+  for (int i = 0; i < 64; i++) tok[i] = rnd_tok(nv);
+  for (int sq = 0; sq < 16; sq++) {   /* 64 positions of context in every sequence */
+    for (int i = 0; i < 64; i++) seq[i] = sq, lg[i] = 0;
+    struct slm_batch b = {64, tok, NULL, seq, lg};
+    if (slm_decode(c, &b)) return 1;
+  }
+  printf("\n| decode tokens per step | step ms (min) | tokens/s | vs 1 token |\n|---|---|---|---|\n");
+  double t1 = 0;
+  for (int n = 1; n <= 16; n++) {
+    double best = 1e30;
+    for (int r = 0; r < reps * 8; r++) {
+      for (int i = 0; i < n; i++) {
+        seq[i] = i;
+        lg[i] = 1;
+        slm_kv_remove(c, i, 64, -1);
+      }
+      struct slm_batch b = {n, tok, NULL, seq, lg};
+      double t0 = now_s();
+      if (slm_decode(c, &b)) return 1;
+      double dt = now_s() - t0;
+      if (dt < best) best = dt;
+    }
+    if (n == 1) t1 = best;
+    printf("| %d | %.2f | %.0f | %.2fx |\n", n, best * 1e3, n / best, n / best * t1);
+    fflush(stdout);
+  }
+  slm_context_free(c);
+  return 0;
+}
+
 static int cmp_d(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -127,6 +173,7 @@ int main(int argc, char **argv) {
   const char *path = NULL;
   int threads = 2, gen = 64, reps = 3, ttft_prompt = 64, bg = 7, prompt = 8, chunk = 0;
   int streams[16] = {1, 4, 8, 16}, n_streams = 4;
+  bool do_sweep = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-m") && v) path = argv[++i];
@@ -137,6 +184,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "-b") && v) bg = atoi(argv[++i]);
     else if (!strcmp(a, "--prompt") && v) prompt = atoi(argv[++i]);
     else if (!strcmp(a, "--chunk") && v) chunk = atoi(argv[++i]);
+    else if (!strcmp(a, "--sweep")) do_sweep = true;
     else if (!strcmp(a, "-s") && v) {
       n_streams = 0;
       for (char *p = argv[++i]; *p && n_streams < 16;) {
@@ -145,7 +193,7 @@ int main(int argc, char **argv) {
       }
     } else {
       fprintf(stderr, "usage: bench_sched -m FILE [-t N] [-n GEN] [-s N,...] [-p N] [-b N] [-r N] "
-                      "[--prompt N] [--chunk N]\n");
+                      "[--prompt N] [--chunk N] [--sweep]\n");
       return 2;
     }
   }
@@ -158,6 +206,12 @@ int main(int argc, char **argv) {
   if (!m) {
     fprintf(stderr, "bench_sched: %s\n", err);
     return 1;
+  }
+  if (do_sweep) {
+    printf("model %s, %d threads: engine step time (no scheduler)\n", path, threads);
+    int rc = sweep(m, threads, reps);
+    slm_model_free(m);
+    return rc;
   }
   const int32_t nv = slm_n_vocab(m);
   uint32_t slots = (uint32_t)bg + 1;
