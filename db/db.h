@@ -68,6 +68,11 @@ struct db_row {
   const char *error_message;
   int attempts;               /* upstream attempts (issue 4) */
   const char *attempt_log;    /* JSON text: why earlier attempts failed (issue 4); NULL if none */
+  /* a local model answered (schema v4): else the three columns are NULL */
+  bool local;
+  double queue_ms;            /* waiting for one of the model's slots */
+  double prefill_ms;          /* slot to first token */
+  double decode_tps;          /* generated tokens per second after the first; -1 unknown */
 };
 
 struct db_stats {

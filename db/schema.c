@@ -72,6 +72,10 @@ static const struct migration migrations[] = {
      "ALTER TABLE requests ADD COLUMN attempt_log TEXT;"},   /* JSON: why earlier ones failed */
     {3, "endpoint of every request (operational GETs are logged too)",
      "ALTER TABLE requests ADD COLUMN endpoint TEXT;"},      /* "POST /v1/messages", ... */
+    {4, "local answers: time queued for a slot, prefill time, decode speed",
+     "ALTER TABLE requests ADD COLUMN queue_ms REAL;"
+     "ALTER TABLE requests ADD COLUMN prefill_ms REAL;"
+     "ALTER TABLE requests ADD COLUMN decode_tps REAL;"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -81,8 +85,8 @@ const char db_insert_sql[] =
     " provider, model, upstream_model, streamed, input_tokens, cached_tokens, cache_write_tokens,"
     " output_tokens, reasoning_tokens, cost_pusd, baseline_cost_pusd, total_ms, upstream_ms,"
     " ttft_ms, overhead_ms, http_status, error_class, error_message, attempts, attempt_log,"
-    " endpoint)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " endpoint, queue_ms, prefill_ms, decode_tps)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 int db_schema_version(void) { return migrations[N_MIGRATIONS - 1].version; }
 

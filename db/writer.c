@@ -173,6 +173,9 @@ static int insert_row(sqlite3_stmt *st, const struct db_row *r) {
   sqlite3_bind_int(st, k++, r->attempts > 0 ? r->attempts : 0);
   bind_text(st, k++, r->attempt_log);
   bind_text(st, k++, r->endpoint);
+  bind_ms(st, k++, r->local ? r->queue_ms : -1);
+  bind_ms(st, k++, r->local ? r->prefill_ms : -1);
+  bind_ms(st, k++, r->local && r->decode_tps >= 0 ? r->decode_tps : -1);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);

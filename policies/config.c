@@ -405,6 +405,20 @@ static bool get_int(struct ld *ld, const yaml_node_t *n, int64_t lo, int64_t hi,
   return true;
 }
 
+static void parse_price_override(struct ld *ld, const yaml_node_t *n, struct pol_price *o);
+
+static bool get_bool(struct ld *ld, const yaml_node_t *n, bool *out) {
+  const char *s = scalar(ld, n, "true or false");
+  if (!s) return false;
+  if (!strcmp(s, "true")) *out = true;
+  else if (!strcmp(s, "false")) *out = false;
+  else {
+    err_node(ld, n, "expected true or false, got '%.60s'", s);
+    return false;
+  }
+  return true;
+}
+
 /* "12", "12.5": a non-negative decimal scaled by 10^SCALE, exactly; false if it has more
  * fractional digits than SCALE (those would be lost) or overflows. */
 static bool parse_fixed(const char *s, int scale, int64_t *out) {
@@ -744,7 +758,15 @@ static bool get_url(struct ld *ld, const yaml_node_t *n, const char *what, char 
 static const char *const top_keys[] = {"listen", "database", "providers", "models", "default_model",
                                        "baseline_model", "limits", "retry", "breaker", NULL};
 static const char *const provider_keys[] = {"name", "kind", "base_url", "api_key_env",
-                                            "anthropic_version", "headers", NULL};
+                                            "anthropic_version", "headers", "model_path",
+                                            "threads", "context", "slots", "queue", "kv_type",
+                                            "chat_template", "embeddings", "price", NULL};
+/* keys that only a remote provider (openai, anthropic) or only a local one takes */
+static const char *const remote_only_keys[] = {"base_url", "api_key_env", "anthropic_version",
+                                               "headers", NULL};
+static const char *const local_only_keys[] = {"model_path", "threads", "context", "slots", "queue",
+                                              "kv_type", "chat_template", "embeddings", "price",
+                                              NULL};
 static const char *const model_keys[] = {"provider", "model", "price", "deployments", "balance",
                                          "fallbacks", "fallback_on", "retry", "breaker",
                                          "timeouts", NULL};
@@ -938,6 +960,48 @@ static void parse_header_map(struct ld *ld, const yaml_node_t *n, struct pol_pro
   }
 }
 
+/* The settings of a provider of kind local (the model file is checked when the gateway loads it:
+ * `config check` and `serve` do, with this file's line and column). */
+static void parse_local(struct ld *ld, const yaml_node_t *namen, struct kv *kv, size_t k,
+                        struct pol_provider *p) {
+  struct pol_local *l = &p->local;
+  l->context = 4096;
+  l->slots = 4;
+  l->queue = 64;
+  l->embeddings = true;
+  l->price = (struct pol_price){0, -1, -1, 0, -1};
+  const yaml_node_t *v;
+  int64_t x;
+  if (!(v = get(kv, k, "model_path"))) {
+    err_node(ld, namen, "provider '%s': missing key 'model_path' (the GGUF file to serve)", p->name);
+  } else {
+    l->path_line = (int)v->start_mark.line + 1;
+    l->path_col = (int)v->start_mark.column + 1;
+    get_str(ld, v, "a file path", &l->model_path);
+  }
+  if ((v = get(kv, k, "threads")) && get_int(ld, v, 0, 1024, &x)) l->threads = (int)x;
+  if ((v = get(kv, k, "context")) && get_int(ld, v, 16, 1 << 20, &x)) l->context = (int)x;
+  if ((v = get(kv, k, "slots")) && get_int(ld, v, 1, 256, &x)) l->slots = (int)x;
+  if ((v = get(kv, k, "queue")) && get_int(ld, v, 0, 65536, &x)) l->queue = (int)x;
+  if ((v = get(kv, k, "kv_type"))) {
+    const char *s = scalar(ld, v, "a KV cache type");
+    if (s && !strcmp(s, "f16")) l->kv_type = POL_KV_F16;
+    else if (s && !strcmp(s, "f32")) l->kv_type = POL_KV_F32;
+    else if (s) err_node(ld, v, "unknown kv_type '%.40s' (expected f16 or f32)", s);
+  }
+  if ((v = get(kv, k, "chat_template"))) {
+    const char *s = scalar(ld, v, "a chat template");
+    if (s && *s) l->chat_template = a_strdup(ld->A, s);
+    else if (s) err_node(ld, v, "chat_template is empty");
+  }
+  if ((v = get(kv, k, "embeddings"))) get_bool(ld, v, &l->embeddings);
+  if ((v = get(kv, k, "price"))) {
+    struct pol_price o;
+    parse_price_override(ld, v, &o);
+    pol_price_merge(&l->price, &o);
+  }
+}
+
 /* One provider; NAMEN is the node giving its name (a map key or a `name:` value). Returns false
  * only when the name itself is bad: a provider with bad settings still counts as defined (errors
  * reported), so that models naming it do not get a second, misleading error. */
@@ -956,15 +1020,25 @@ static bool parse_provider(struct ld *ld, const yaml_node_t *namen, const char *
   size_t k = pairs(ld, n, provider_keys, where, &kv);
   const yaml_node_t *v;
   if (!(v = get(kv, k, "kind"))) {
-    err_node(ld, namen, "%s: missing key 'kind' (openai or anthropic)", where);
+    err_node(ld, namen, "%s: missing key 'kind' (openai, anthropic or local)", where);
     return true;
   }
   const char *kind = scalar(ld, v, "a provider kind");
   if (!kind) return true;
   if (!strcmp(kind, "openai")) p->kind = POL_PROVIDER_OPENAI;
   else if (!strcmp(kind, "anthropic")) p->kind = POL_PROVIDER_ANTHROPIC;
+  else if (!strcmp(kind, "local")) p->kind = POL_PROVIDER_LOCAL;
   else {
-    err_node(ld, v, "unknown provider kind '%.40s' (expected openai or anthropic)", kind);
+    err_node(ld, v, "unknown provider kind '%.40s' (expected openai, anthropic or local)", kind);
+    return true;
+  }
+  const char *const *wrong = p->kind == POL_PROVIDER_LOCAL ? remote_only_keys : local_only_keys;
+  for (; *wrong; wrong++)
+    if (get(kv, k, *wrong))
+      err_node(ld, get_key(kv, k, *wrong), "%s: '%s' only applies to providers of kind %s", where,
+               *wrong, p->kind == POL_PROVIDER_LOCAL ? "openai or anthropic" : "local");
+  if (p->kind == POL_PROVIDER_LOCAL) {
+    parse_local(ld, namen, kv, k, p);
     return true;
   }
   if ((v = get(kv, k, "base_url")))
@@ -990,7 +1064,7 @@ static bool parse_provider(struct ld *ld, const yaml_node_t *namen, const char *
     }
   }
   if ((v = get(kv, k, "anthropic_version"))) {
-    if (p->kind != POL_PROVIDER_ANTHROPIC) {
+    if (p->kind == POL_PROVIDER_OPENAI) {
       err_node(ld, get_key(kv, k, "anthropic_version"),
                "anthropic_version only applies to providers of kind anthropic");
     } else {
@@ -1081,10 +1155,13 @@ static void parse_price_override(struct ld *ld, const yaml_node_t *n, struct pol
   if ((v = get(kv, k, "output"))) get_price(ld, v, &o->output_uusd);
 }
 
-/* Fills D's price: built-in row of its upstream model, then the overrides in order. */
+/* Fills D's price: built-in row of its upstream model (a local provider's own price), then the
+ * overrides in order. */
 static void resolve_price(struct pol_deployment *d, const struct pol_price *o1,
                           const struct pol_price *o2) {
-  const struct pol_price *b = pol_price_builtin(d->upstream_model);
+  const struct pol_price *b = d->provider->kind == POL_PROVIDER_LOCAL
+                                   ? &d->provider->local.price
+                                   : pol_price_builtin(d->upstream_model);
   d->price = b ? *b : (struct pol_price){-1, -1, -1, -1, -1};
   if (o1) pol_price_merge(&d->price, o1);
   if (o2) pol_price_merge(&d->price, o2);

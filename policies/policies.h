@@ -130,7 +130,29 @@ int pol_usage_update_anthropic(const void *usage_json, struct pol_usage *acc);
 
 /* ------------------------------------------------------------------ config */
 
-enum pol_provider_kind { POL_PROVIDER_OPENAI = 0, POL_PROVIDER_ANTHROPIC = 1 };
+/* Where a provider's requests are answered: an OpenAI-compatible API, the Anthropic Messages API,
+ * or the gateway's own in-process engine (a GGUF model). */
+enum pol_provider_kind { POL_PROVIDER_OPENAI = 0, POL_PROVIDER_ANTHROPIC = 1, POL_PROVIDER_LOCAL = 2 };
+#define POL_PROVIDER_KINDS 3
+
+enum pol_kv_type { POL_KV_F16 = 0, POL_KV_F32 = 1 };
+
+/* A provider of kind local: the model file and how the engine serves it. */
+struct pol_local {
+  char *model_path;        /* the GGUF file (required) */
+  int path_line, path_col; /* where model_path was given, for messages about the file */
+  int threads;             /* engine threads; 0 (default): every online CPU */
+  int context;             /* tokens per sequence (prompt + answer); default 4096, capped at the
+                            * model's training context */
+  int slots;               /* sequences decoded together; default 4 */
+  int queue;               /* requests waiting for a slot beyond the running ones; default 64 */
+  enum pol_kv_type kv_type;/* KV cache precision; default f16 */
+  char *chat_template;     /* a Jinja template (or a family name: chatml, llama3, ...) used
+                            * instead of the file's tokenizer.chat_template; NULL: the file's */
+  bool embeddings;         /* serve /v1/embeddings from this model; default true */
+  struct pol_price price;  /* per 1M tokens; default 0 input / 0 output (a team may charge its
+                            * own hardware); models may override it like any price */
+};
 
 struct pol_header { char *name, *value; };
 
@@ -139,13 +161,14 @@ struct pol_provider {
   enum pol_provider_kind kind;
   char *base_url;          /* without trailing slash; OpenAI kind includes /v1 (default
                             * https://api.openai.com/v1); Anthropic kind excludes it (default
-                            * https://api.anthropic.com) */
+                            * https://api.anthropic.com); NULL for kind local */
   char *api_key_env;       /* name of the env var holding the key; NULL: no key is sent */
   char *api_key;           /* its value at load time, or NULL if unset/empty */
   char *anthropic_version; /* kind anthropic: version sent upstream (default 2023-06-01); NULL for
                             * kind openai */
   struct pol_header *headers;   /* extra headers sent upstream, in file order */
   size_t n_headers;
+  struct pol_local local;  /* kind local only */
   int line;                /* where it was defined, for messages */
 };
 

@@ -136,6 +136,23 @@ int rt_config_main(int argc, char **argv) {
   const char *path = argv[2];
   struct pol_config *cfg = load(path);
   if (!cfg) return 1;
+  /* local models: the file loads, its architecture is supported, slots x context fits */
+  int bad = 0;
+  for (size_t i = 0; i < cfg->n_providers; i++) {
+    const struct pol_provider *p = &cfg->providers[i];
+    if (p->kind != POL_PROVIDER_LOCAL) continue;
+    char err[800], info[600];
+    if (rt_local_check(cfg, p, err, sizeof err, info, sizeof info)) {
+      fprintf(stderr, "%s\n", err);
+      bad++;
+    } else {
+      printf("%s: %s\n", path, info);
+    }
+  }
+  if (bad) {
+    pol_config_free(cfg);
+    return 1;
+  }
   report_warnings(cfg, stdout);
   printf("%s: ok (%zu provider(s), %zu model(s)%s)\n", path, cfg->n_providers, cfg->n_models,
          cfg->n_warnings ? ", see the warnings above" : "");

@@ -51,6 +51,7 @@ enum rt_route {
   RT_ROUTE_METRICS,         /* GET /metrics */
   RT_ROUTE_MESSAGES,        /* POST /v1/messages */
   RT_ROUTE_COUNT_TOKENS,    /* POST /v1/messages/count_tokens */
+  RT_ROUTE_EMBEDDINGS,      /* POST /v1/embeddings */
   RT_ROUTE_OTHER,           /* 404 / 405 / unparsable requests */
   RT_ROUTE_COUNT
 };
@@ -160,6 +161,17 @@ static inline uint64_t rt_rand64(uint64_t *state) {
   return x * 0x2545F4914F6CDD1DULL;
 }
 
+/* What an attempt on a local model measured (the log row shows it). */
+struct rt_local_stats {
+  bool valid;
+  double queue_ms;             /* waiting for a slot */
+  double prefill_ms;           /* slot to first token */
+  double decode_tps;           /* generated tokens per second after the first, -1 if < 2 */
+  int32_t cached_tokens;       /* prompt tokens reused from the slot's cache */
+  const char *error_class;     /* why the local model refused it ("bad_request", "context_length",
+                                * "local_queue_full", ...), NULL if it did not */
+};
+
 #define RT_MAX_PASS_HEADERS 24
 #define MAX_UPSTREAM_BODY (32u << 20)   /* non-streamed reply we are willing to buffer */
 #define MAX_SSE_EVENT (4u << 20)        /* one SSE event from upstream */
@@ -189,7 +201,9 @@ struct rt_req {
   const struct rt_call_ops *call_ops;
   char *model_name;                /* what the client asked for (may be unknown) */
   bool stream, client_usage;       /* stream:true; stream_options.include_usage:true */
-  struct up_transfer *xfer;        /* running upstream transfer */
+  struct up_transfer *xfer;        /* running upstream transfer (HTTP kinds) */
+  struct rt_local_call *lcall;     /* running local attempt (local kind) */
+  struct rt_local_stats local_stats;   /* what the last local attempt measured */
   int attempts;                    /* upstream attempts started */
   struct rt_call call;             /* retries, fallbacks, deadlines (resilience.c) */
 
@@ -256,6 +270,9 @@ void rt_req_pass_headers(struct rt_req *r, const struct up_header *keep, size_t 
  * transfer), else gathered up to MAX_UPSTREAM_BODY. Returns an UP_DATA_* code. */
 #define RT_SSE_ABORT 2
 int rt_req_take_data(struct rt_req *r, const char *p, size_t n, up_sse_cb on_event);
+/* The log's error class of an error reply that came from where the request was answered:
+ * "upstream_error" for an upstream, the local model's own reason for a local one. */
+const char *rt_req_answer_error_class(const struct rt_req *r);
 /* True for the up_status values that are timeouts. */
 bool rt_up_timed_out(const struct up_result *res);
 /* A stream already under way was cut: writes the message for the client's error event into MSG
@@ -268,24 +285,34 @@ void rt_req_fail_upstream(struct rt_req *r, const struct up_result *res);
 /* The HTTP server's callbacks (gateway.c hands them to it). */
 extern const struct rt_http_app rt_req_http_app;
 
-/* call.c: the upstream call for R (r->model set, r->stream decided), in one or more attempts.
+/* call.c: where R is answered (r->model set, r->stream decided), in one or more attempts. One
+ * interface, three kinds behind it, chosen by the provider of the deployment each attempt uses:
+ *   POL_PROVIDER_OPENAI     an OpenAI-compatible upstream over HTTP (upstream/)
+ *   POL_PROVIDER_ANTHROPIC  an Anthropic upstream over HTTP
+ *   POL_PROVIDER_LOCAL      the in-process engine (local.c): it answers in the format of the ops
+ *                           (the surface's own), through the same callbacks an upstream would
  * Each attempt: resilience.c picks a deployment of the model or of a fallback (balancing, skipping
- * open breakers, providers without a key (401 naming the env var when nothing else is left) and
- * kinds the surface has no ops for (ops[kind] NULL: 501)); call.c builds URL and headers, asks
- * ops->build_body for the body and starts the transfer with the model's timeouts clipped to the
- * request's deadline; the ops get the upstream's events. A failed attempt that sent nothing to
- * the client may be retried or replaced by a fallback (ops->reset runs first); the ops'
- * on_done sees only the final attempt. On any failure to start it replies through rt_req_fail
- * itself: the caller just returns. A surface serves another format by adding ops for that kind
- * that translate. */
-#define RT_PROVIDER_KINDS 2   /* POL_PROVIDER_OPENAI, POL_PROVIDER_ANTHROPIC */
+ * open breakers, providers without a key and kinds the surface has no ops for) or gives a verdict
+ * when nothing is left (503 breakers open, 401 missing key, 501 unreachable kind), which call.c
+ * sends; call.c builds URL and headers, asks ops->build_body for the body and starts the attempt
+ * with the model's timeouts clipped to the request's deadline; the ops get the answer's events.
+ * A failed attempt that sent nothing to the client may be retried or replaced by a fallback
+ * (ops->reset runs first); the ops' on_done sees only the final attempt. On any failure to start
+ * it replies through rt_req_fail itself: the caller just returns. A surface serves another format
+ * by adding ops for that kind that translate. */
+#define RT_PROVIDER_KINDS POL_PROVIDER_KINDS
+struct rt_local_api;
 struct rt_call_ops {
   const char *path;                      /* appended to the provider's base_url */
+  /* What the local engine does with the body build_body gives, and in which API's shape it
+   * answers (the local kind's ops are the surface's own passthrough ops with this set). */
+  const struct rt_local_api *local;
   /* The body to send for UPSTREAM_MODEL (malloc'd, *len set), NULL on failure. */
   char *(*build_body)(struct rt_req *r, const char *upstream_model, size_t *len);
   void (*on_headers)(struct rt_req *r, int status, const struct up_header *h, size_t n);
   int (*on_data)(struct rt_req *r, const char *p, size_t n);    /* UP_DATA_* */
-  /* Exactly once per call (r->xfer already NULL, r->t_up_end set): the final attempt's end. */
+  /* Exactly once per call (the attempt's handle already NULL, r->t_up_end set): the final
+   * attempt's end. */
   void (*on_done)(struct rt_req *r, const struct up_result *res);
   /* Optional: a failed attempt is dropped for a retry or fallback (nothing reached the client):
    * forget what on_headers/on_data kept of it. call.c has already reset the generic fields
@@ -297,6 +324,158 @@ void rt_call_start(struct rt_req *r, const struct rt_call_ops *const ops[RT_PROV
 /* Releases what the call holds (backoff timer, in-flight count, breaker probe, attempt log);
  * rt_req_free calls it. Idempotent. */
 void rt_call_free(struct rt_req *r);
+/* The running attempt, whatever its kind: stop it (no callback afterwards), or resume it after
+ * its on_data paused it (r->paused) because the client fell behind. */
+void rt_call_cancel_io(struct rt_req *r);
+void rt_call_resume_io(struct rt_req *r);
+
+/* ------------------------------------------------------------------ the local kind (call/local.c)
+ *
+ * A request answered by the in-process engine is parsed into an rt_gen by its surface's parser
+ * (api/, in the surface's own terms and errors), run by the scheduler of the provider's model
+ * (local/sched.h), and rendered back by the surface's renderers into exactly the bytes an upstream
+ * of that API would send (JSON, or SSE frames), which local.c hands to the call's ops through the
+ * same up_callbacks an HTTP transfer uses. So surfaces, resilience, logging and metrics see one
+ * kind of answer whatever produced it. */
+struct rt_gen_msg {
+  char *role;                  /* "system", "user", "assistant" (developer is given as system) */
+  char *content;               /* the text (parts joined) */
+};
+/* A generation request in the engine's terms. Sampling fields < 0 (or has_* false) keep the
+ * engine's greedy/default behaviour as documented in README "Local models". */
+struct rt_gen {
+  struct rt_gen_msg *msgs;
+  size_t n_msgs;
+  int32_t max_tokens;          /* -1: until the context is full */
+  double temperature;          /* < 0: absent (1.0 for OpenAI, 1.0 for Anthropic: both APIs'
+                                * default; 0 is greedy) */
+  double top_p;                /* < 0: off */
+  int32_t top_k;               /* <= 0: off */
+  double min_p;                /* < 0: off */
+  double presence_penalty, frequency_penalty;   /* 0: off */
+  double repetition_penalty;   /* <= 0: off */
+  bool has_seed;
+  uint64_t seed;
+  char **stops;                /* stop strings */
+  size_t n_stops;
+  bool logprobs;
+  int32_t top_logprobs;
+  bool stream, include_usage;
+  bool ignore_eos;             /* keep generating past end-of-turn tokens (benchmarks) */
+};
+void rt_gen_free(struct rt_gen *g);   /* frees what the parser allocated; G itself not */
+
+/* Embedding inputs: texts, or token arrays as the OpenAI API allows. */
+struct rt_embed_in {
+  char *text;                  /* NULL when TOKENS is given */
+  size_t text_len;
+  int32_t *tokens;
+  size_t n_tokens;
+};
+struct rt_embed {
+  struct rt_embed_in *in;
+  size_t n_in;
+  bool base64;                 /* encoding_format: "base64" */
+  int32_t dimensions;          /* 0: the model's; else truncate and renormalise */
+};
+void rt_embed_free(struct rt_embed *e);
+
+enum rt_gen_finish {
+  RT_GEN_RUNNING = 0,
+  RT_GEN_END,                  /* the model ended its turn */
+  RT_GEN_STOP_SEQ,             /* a stop string matched (stop_seq says which) */
+  RT_GEN_LENGTH,               /* max_tokens, or the context is full */
+};
+/* One generated token with its log-probability (logprobs), and the best alternatives. */
+struct rt_gen_alt {
+  const char *text;
+  size_t len;
+  float logprob;
+};
+struct rt_gen_piece {
+  const char *text;            /* the token's bytes (may be part of a UTF-8 character) */
+  size_t len;
+  float logprob;
+  const struct rt_gen_alt *top;
+  size_t n_top;
+};
+/* What a renderer is given: the reply so far (stream: the new part; whole: all of it). */
+struct rt_gen_reply {
+  const char *id;              /* reply id ("chatcmpl-..." / "msg_..." made by local.c) */
+  const char *model;           /* the model name to show */
+  int64_t created;             /* seconds since the epoch */
+  const char *text;
+  size_t len;
+  const struct rt_gen_piece *pieces;   /* with logprobs */
+  size_t n_pieces;
+  enum rt_gen_finish finish;   /* RT_GEN_RUNNING until the last call */
+  const char *stop_seq;        /* RT_GEN_STOP_SEQ: the stop string */
+  int32_t prompt_tokens, cached_tokens, completion_tokens;
+};
+
+/* An API the local engine can answer in (its surface implements it, api/). Every function writes
+ * to OUT; parsers return 0, or an HTTP status (400, 500) with *param (the field, or NULL) and a
+ * message in MSG. */
+enum rt_local_op { RT_LOCAL_GENERATE, RT_LOCAL_COUNT, RT_LOCAL_EMBED };
+struct rt_local_api {
+  const char *name;            /* for messages */
+  const char *id_prefix;       /* of reply ids: "chatcmpl-", "msg_" */
+  int busy_status;             /* what this API answers when the model is at capacity (503 /
+                                * Anthropic's 529 overloaded) */
+  enum rt_local_op op;
+  int (*parse)(const char *body, size_t n, struct rt_gen *g, const char **param, char *msg,
+               size_t cap);                                   /* GENERATE, COUNT */
+  int (*parse_embed)(const char *body, size_t n, struct rt_embed *e, const char **param,
+                     char *msg, size_t cap);                  /* EMBED */
+  /* GENERATE, streamed: the first frames (before any text), the text so far, the last frames */
+  void (*stream_begin)(const struct rt_gen *g, const struct rt_gen_reply *rp, struct evbuffer *out);
+  void (*stream_delta)(const struct rt_gen *g, const struct rt_gen_reply *rp, struct evbuffer *out);
+  void (*stream_end)(const struct rt_gen *g, const struct rt_gen_reply *rp, struct evbuffer *out);
+  /* GENERATE, whole: the complete reply; COUNT: the count reply (rp->prompt_tokens) */
+  void (*whole)(const struct rt_gen *g, const struct rt_gen_reply *rp, struct evbuffer *out);
+  /* EMBED: N vectors of DIM floats */
+  void (*embeddings)(const struct rt_embed *e, const char *model, const float *v, size_t n,
+                     int32_t dim, int32_t prompt_tokens, struct evbuffer *out);
+  /* An error body in this API's shape (TYPE: OpenAI's error type; the surface maps it). */
+  void (*error)(int status, const char *type, const char *code, const char *param,
+                const char *message, struct evbuffer *out);
+  /* A mid-stream error frame (the engine failed after the reply started). */
+  void (*stream_error)(const char *message, struct evbuffer *out);
+};
+extern const struct rt_local_api rt_openai_local_chat, rt_openai_local_embed;   /* openai_local.c */
+extern const struct rt_local_api rt_anthropic_local_messages, rt_anthropic_local_count;   /* anthropic_local.c */
+
+struct rt_local;        /* one local provider's model and scheduler */
+struct rt_local_call;   /* one attempt on it */
+
+
+/* Loads P's model (file errors are reported as "FILE:LINE:COL: message" of the config in ERR) and
+ * starts its scheduler. NULL on failure. */
+struct rt_local *rt_local_new(struct event_base *base, const struct pol_config *cfg,
+                              const struct pol_provider *p, char *err, size_t errlen);
+void rt_local_free(struct rt_local *l);   /* accepts NULL; after every call on it is gone */
+void rt_local_drain(struct rt_local *l);  /* queued requests get 503; running ones finish */
+/* The model's context (tokens per sequence) and its size, for /v1/models and config check. */
+int32_t rt_local_n_ctx(const struct rt_local *l);
+/* Checks P's model without serving it (config check): loads the file, sizes the KV cache for
+ * slots x context against the machine's memory. 0, or -1 with "FILE:LINE:COL: message" in ERR. */
+int rt_local_check(const struct pol_config *cfg, const struct pol_provider *p, char *err,
+                   size_t errlen, char *info, size_t infolen);
+/* Starts an attempt: BODY (in API's format) is parsed, run, and answered through CB with UD,
+ * never from inside this call. Returns NULL only when out of memory. TIMEOUTS: first_byte (until
+ * the first token), idle (between tokens) and total, as for an upstream. STATS, when not NULL,
+ * is filled when the attempt ends. */
+struct rt_local_call *rt_local_start(struct rt_local *l, const struct rt_local_api *api,
+                                     const char *body, size_t n, const char *shown_model,
+                                     const struct up_request *timeouts,
+                                     const struct up_callbacks *cb, void *ud,
+                                     struct rt_local_stats *stats);
+void rt_local_cancel(struct rt_local_call *c);   /* no callback runs afterwards; accepts NULL */
+void rt_local_resume(struct rt_local_call *c);   /* after on_data returned UP_DATA_PAUSE */
+/* Prometheus lines for every local model (queue depth, active sequences, batch size, tokens/s,
+ * prefix-cache hits). */
+void rt_local_render_metrics(struct rt_local *const *locals, size_t n, struct evbuffer *out);
+
 /* balance.c: one candidate deployment of a model, as the balancer sees it. */
 struct rt_pick_cand {
   int weight;              /* >= 0; 0: standby, used only when no weighted one is eligible */
@@ -318,11 +497,11 @@ void rt_resil_render(const struct rt_resil *x, struct evbuffer *out);
 
 /* resilience.c, per request (call.c drives these):
  * rt_resil_begin   deadlines from the model and the client's headers, the fallback chain.
- *                  0, or -1 after replying (a malformed x-tiergate-timeout-ms: 400).
+ *                  0, or -1 with the verdict in NO (a malformed x-tiergate-timeout-ms: 400).
  * rt_resil_next    chooses the next attempt's deployment: sets r->deployment, r->served,
  *                  r->call_ops, r->call.dep (breaker ticket taken, in flight counted). 0, or -1
- *                  after replying (nothing left to try: 503 when breakers are open, 401 for a
- *                  missing key, 501 for an unreachable kind).
+ *                  with the verdict in NO (nothing left to try: 503 when breakers are open, 401
+ *                  for a missing key, 501 for an unreachable kind).
  * rt_resil_timeouts  the attempt's timeouts: the served model's, clipped to the deadlines.
  * rt_resil_on_headers / rt_resil_on_data  see the attempt's response (retry-after,
  *                  x-should-retry, the start of an error body).
@@ -333,8 +512,17 @@ void rt_resil_render(const struct rt_resil *x, struct evbuffer *out);
  * rt_resil_cleanup releases the running attempt (cancelled) and frees the log; idempotent.
  * rt_resil_log_json  the attempt_log column: NULL for a first-try success, else a JSON array. */
 #define RT_RESIL_FINAL (-1)
-int rt_resil_begin(struct rt_req *r);
-int rt_resil_next(struct rt_req *r);
+/* resilience.c's verdict when a request cannot (or can no longer) be attempted: the reply the
+ * call layer sends for it (resilience decides, the call layer replies). */
+struct rt_refusal {
+  int status;
+  const char *error_class, *type, *code, *param;
+  signed char should_retry;        /* x-should-retry to send: 1 true, -1 false, 0 none */
+  int64_t retry_after_ms;          /* > 0: send retry-after-ms and retry-after */
+  char msg[300];
+};
+int rt_resil_begin(struct rt_req *r, struct rt_refusal *no);
+int rt_resil_next(struct rt_req *r, struct rt_refusal *no);
 void rt_resil_timeouts(const struct rt_req *r, struct up_request *rq);
 void rt_resil_on_headers(struct rt_req *r, int status, const struct up_header *h, size_t n);
 void rt_resil_on_data(struct rt_req *r, const char *p, size_t n);
@@ -358,6 +546,7 @@ void rt_resp_json_renamed(struct rt_req *r, int status, const char *ctype, const
 
 /* openai.c */
 void rt_openai_chat(struct rt_req *r);
+void rt_openai_embeddings(struct rt_req *r);
 void rt_openai_models(struct rt_req *r);
 void rt_openai_model(struct rt_req *r, const char *id);
 /* Validates a chat body (JSON, object, model string, messages array of objects, duplicate
@@ -428,6 +617,7 @@ struct rt_server {
   uint64_t rng;
   struct rt_provider_cache *prov;   /* [cfg->n_providers] */
   struct rt_resil *resil;           /* deployments: breakers, in flight (resilience.c) */
+  struct rt_local **local;          /* [cfg->n_providers]: the local kind's engines, else NULL */
   char *models_json;                /* GET /v1/models reply, built once */
   size_t models_json_len;
 };

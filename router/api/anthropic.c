@@ -571,7 +571,7 @@ static void pass_done(struct rt_req *r, const struct up_result *res) {
   }
   if (status >= 400) {
     /* already in Anthropic's shape: passed through with its status and headers */
-    r->error_class = "upstream_error";
+    r->error_class = rt_req_answer_error_class(r);
     snprintf(r->error_msg, sizeof r->error_msg, "upstream provider '%s' answered HTTP %d", pname, status);
     json_t *root = json_loadb(body, n, 0, NULL);
     const char *m = json_string_value(json_object_get(json_object_get(root, "error"), "message"));
@@ -628,27 +628,42 @@ static void pass_reset(struct rt_req *r) {
   r->up_extra_header = NULL;
 }
 
-static const struct rt_call_ops to_anthropic = {"/v1/messages", pass_build, pass_headers,
-                                                pass_data, pass_done, pass_reset};
+/* the local engine answers in Anthropic's format too: the same ops read its reply */
+static const struct rt_call_ops to_anthropic = {.path = "/v1/messages",
+                                                .local = &rt_anthropic_local_messages,
+                                                .build_body = pass_build,
+                                                .on_headers = pass_headers,
+                                                .on_data = pass_data,
+                                                .on_done = pass_done,
+                                                .reset = pass_reset};
 
 void rt_anthropic_messages(struct rt_req *r) {
   if (prepare(r, false)) return;
   /* the SDK sends no stream_options: a translated OpenAI stream must still report usage at the
    * end (message_delta), which xlate_call.c asks the upstream for */
   static const struct rt_call_ops *const ops[RT_PROVIDER_KINDS] = {
-      [POL_PROVIDER_OPENAI] = &rt_xcall_anthropic_to_openai, [POL_PROVIDER_ANTHROPIC] = &to_anthropic};
+      [POL_PROVIDER_OPENAI] = &rt_xcall_anthropic_to_openai, [POL_PROVIDER_ANTHROPIC] = &to_anthropic,
+      [POL_PROVIDER_LOCAL] = &to_anthropic};
   rt_call_start(r, ops);
 }
 
-static const struct rt_call_ops count_anthropic = {"/v1/messages/count_tokens", pass_build,
-                                                   pass_headers, pass_data, pass_done, pass_reset};
+static const struct rt_call_ops count_anthropic = {.path = "/v1/messages/count_tokens",
+                                                   .local = &rt_anthropic_local_count,
+                                                   .build_body = pass_build,
+                                                   .on_headers = pass_headers,
+                                                   .on_data = pass_data,
+                                                   .on_done = pass_done,
+                                                   .reset = pass_reset};
 
 void rt_anthropic_count_tokens(struct rt_req *r) {
   if (prepare(r, true)) return;
+  /* Anthropic counts its own models; the local engine counts exactly (its template and
+   * tokenizer) */
   const struct pol_provider *p = r->model->provider;
-  if (p && p->kind == POL_PROVIDER_ANTHROPIC) {
+  if (p && (p->kind == POL_PROVIDER_ANTHROPIC || p->kind == POL_PROVIDER_LOCAL)) {
     static const struct rt_call_ops *const ops[RT_PROVIDER_KINDS] = {
-        [POL_PROVIDER_OPENAI] = NULL, [POL_PROVIDER_ANTHROPIC] = &count_anthropic};
+        [POL_PROVIDER_OPENAI] = NULL, [POL_PROVIDER_ANTHROPIC] = &count_anthropic,
+        [POL_PROVIDER_LOCAL] = &count_anthropic};
     rt_call_start(r, ops);
     return;
   }

@@ -27,10 +27,13 @@
 #include <strings.h>
 
 #include "router/internal.h"
+#include "router/xlate/xlate.h"
 
 
 /* ------------------------------------------------------------------ errors */
 
+/* The surface's one error reply (rt_req_fail ends here); the body is rendered by xlate/'s
+ * rt_xerr_render_openai, the one renderer of OpenAI's error shape. */
 static void openai_error(struct rt_req *r, int status, const char *type, const char *code,
                          const char *param, const char *message) {
   struct evbuffer *b = evbuffer_new();
@@ -38,17 +41,7 @@ static void openai_error(struct rt_req *r, int status, const char *type, const c
     rt_resp_full(r, 500, "application/json", "{}", 2, NULL, 0);
     return;
   }
-  evbuffer_add(b, "{\"error\":{\"message\":", 20);
-  rt_json_quote(b, message, strlen(message));
-  evbuffer_add(b, ",\"type\":", 8);
-  rt_json_quote(b, type ? type : "invalid_request_error", strlen(type ? type : "invalid_request_error"));
-  evbuffer_add(b, ",\"param\":", 9);
-  if (param) rt_json_quote(b, param, strlen(param));
-  else evbuffer_add(b, "null", 4);
-  evbuffer_add(b, ",\"code\":", 8);
-  if (code) rt_json_quote(b, code, strlen(code));
-  else evbuffer_add(b, "null", 4);
-  evbuffer_add(b, "}}", 2);
+  rt_xerr_render_openai(b, type, code, param, message);
   size_t n = evbuffer_get_length(b);
   rt_resp_full(r, status, "application/json", evbuffer_pullup(b, -1), n, NULL, 0);
   evbuffer_free(b);
@@ -367,33 +360,28 @@ static int on_data(struct rt_req *r, const char *p, size_t n) {
   return rt_req_take_data(r, p, n, sse_event);
 }
 
+/* A mid-stream error frame: OpenAI's error object as the stream's last data event. */
+static void error_frame(struct rt_req *r, const char *type, const char *code, const char *message) {
+  struct evbuffer *b = evbuffer_new();
+  if (!b) return;
+  rt_xerr_render_openai(b, type, code, NULL, message);
+  size_t n = evbuffer_get_length(b);
+  send_frame(r, NULL, (const char *)evbuffer_pullup(b, -1), n);
+  evbuffer_free(b);
+}
+
 static void stream_error(struct rt_req *r, const char *cls, const char *type, const char *code,
                          const char *message) {
   r->error_class = cls;
-  snprintf(r->error_msg, sizeof r->error_msg, "%s", message);
-  struct evbuffer *b = evbuffer_new();
-  if (b) {
-    evbuffer_add(b, "{\"error\":{\"message\":", 20);
-    rt_json_quote(b, message, strlen(message));
-    evbuffer_add_printf(b, ",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}", type, code);
-    size_t n = evbuffer_get_length(b);
-    send_frame(r, NULL, (const char *)evbuffer_pullup(b, -1), n);
-    evbuffer_free(b);
-  }
+  snprintf(r->error_msg, sizeof r->error_msg, "%.255s", message);
+  error_frame(r, type, code, message);
   rt_resp_end(r);
 }
 
 /* Surface hook: the gateway cuts a started stream (shutdown): error event, end of body. */
 static void openai_stream_error(struct rt_req *r, const char *code, const char *message) {
   if (!r->sse_mode || r->finished) return;
-  struct evbuffer *b = evbuffer_new();
-  if (!b) return;
-  evbuffer_add(b, "{\"error\":{\"message\":", 20);
-  rt_json_quote(b, message, strlen(message));
-  evbuffer_add_printf(b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"%s\"}}", code);
-  size_t n = evbuffer_get_length(b);
-  send_frame(r, NULL, (const char *)evbuffer_pullup(b, -1), n);
-  evbuffer_free(b);
+  error_frame(r, "server_error", code, message);
 }
 
 static void on_done(struct rt_req *r, const struct up_result *res) {
@@ -439,7 +427,7 @@ static void on_done(struct rt_req *r, const struct up_result *res) {
     return;
   }
   if (status >= 400) {
-    r->error_class = "upstream_error";
+    r->error_class = rt_req_answer_error_class(r);
     snprintf(r->error_msg, sizeof r->error_msg, "upstream provider '%s' answered HTTP %d", pname, status);
     take_error_message(r, body, n);
   }
@@ -476,10 +464,72 @@ void rt_openai_chat(struct rt_req *r) {
   }
   r->model = m;
   /* OpenAI-compatible upstreams get the body as is; Anthropic upstreams a translation */
-  static const struct rt_call_ops to_openai = {"/chat/completions", build_body, on_headers, on_data,
-                                               on_done, NULL};
+  /* the local engine answers in OpenAI's format too: the same ops read its reply */
+  static const struct rt_call_ops to_openai = {.path = "/chat/completions",
+                                               .local = &rt_openai_local_chat,
+                                               .build_body = build_body,
+                                               .on_headers = on_headers,
+                                               .on_data = on_data,
+                                               .on_done = on_done};
   static const struct rt_call_ops *const ops[RT_PROVIDER_KINDS] = {
-      [POL_PROVIDER_OPENAI] = &to_openai, [POL_PROVIDER_ANTHROPIC] = &rt_xcall_openai_to_anthropic};
+      [POL_PROVIDER_OPENAI] = &to_openai, [POL_PROVIDER_ANTHROPIC] = &rt_xcall_openai_to_anthropic,
+      [POL_PROVIDER_LOCAL] = &to_openai};
+  rt_call_start(r, ops);
+}
+
+/* POST /v1/embeddings: forwarded to OpenAI-compatible upstreams (the body as is, but the model),
+ * answered by local models; Anthropic has no embeddings API (501 unsupported kind). */
+static char *embed_body(struct rt_req *r, const char *upstream_model, size_t *len) {
+  const char *map = upstream_model && strcmp(upstream_model, r->model_name) ? upstream_model : NULL;
+  return rt_openai_upstream_body(r->body, r->body_len, map, false, len);
+}
+
+void rt_openai_embeddings(struct rt_req *r) {
+  struct rt_server *s = r->srv;
+  json_error_t je;
+  json_t *root = json_loadb(r->body, r->body_len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
+  const json_t *model = json_object_get(root, "model");
+  if (!root) {
+    rt_req_fail(r, 400, "bad_request", "invalid_request_error", NULL, NULL,
+                "We could not parse the JSON body of your request: %s (line %d, column %d).",
+                je.text, je.line, je.column);
+    return;
+  }
+  if (!json_is_object(root) || !json_is_string(model) || !json_string_length(model) ||
+      strlen(json_string_value(model)) != json_string_length(model)) {
+    json_decref(root);
+    rt_req_fail(r, 400, "bad_request", "invalid_request_error", NULL, "model",
+                json_is_object(root) ? "you must provide a model parameter (a string)"
+                                     : "The request body must be a JSON object.");
+    return;
+  }
+  if (!json_object_get(root, "input")) {
+    json_decref(root);
+    rt_req_fail(r, 400, "bad_request", "invalid_request_error", NULL, "input",
+                "Missing required parameter: 'input'.");
+    return;
+  }
+  r->model_name = strdup(json_string_value(model));
+  json_decref(root);
+  if (!r->model_name) {
+    rt_req_fail(r, 500, "internal", "server_error", NULL, NULL, "out of memory");
+    return;
+  }
+  const struct pol_model *m = pol_model_find(s->cfg, r->model_name);
+  if (!m) {
+    rt_req_fail(r, 404, "model_not_found", "invalid_request_error", "model_not_found", "model",
+                "The model `%.200s` does not exist or you do not have access to it.", r->model_name);
+    return;
+  }
+  r->model = m;
+  static const struct rt_call_ops embed = {.path = "/embeddings",
+                                           .local = &rt_openai_local_embed,
+                                           .build_body = embed_body,
+                                           .on_headers = on_headers,
+                                           .on_data = on_data,
+                                           .on_done = on_done};
+  static const struct rt_call_ops *const ops[RT_PROVIDER_KINDS] = {
+      [POL_PROVIDER_OPENAI] = &embed, [POL_PROVIDER_LOCAL] = &embed};
   rt_call_start(r, ops);
 }
 

@@ -38,6 +38,8 @@ static const struct route routes[] = {
      rt_anthropic_messages},
     {"/v1/messages/count_tokens", false, "POST", RT_ROUTE_COUNT_TOKENS, &rt_anthropic_surface,
      ROUTE_SHED, rt_anthropic_count_tokens},
+    {"/v1/embeddings", false, "POST", RT_ROUTE_EMBEDDINGS, &rt_openai_surface, ROUTE_SHED,
+     rt_openai_embeddings},
     {"/v1/models", false, "GET", RT_ROUTE_MODELS, NULL, 0, models},
     {"/v1/models/", true, "GET", RT_ROUTE_MODEL, NULL, 0, model},
     {"/healthz", false, "GET", RT_ROUTE_HEALTHZ, &rt_openai_surface, 0, healthz},
@@ -138,6 +140,7 @@ static void metrics(struct rt_req *r) {
   }
   rt_metrics_render(s->metrics, &g, b);
   rt_resil_render(s->resil, b);
+  rt_local_render_metrics(s->local, s->cfg->n_providers, b);
   size_t n = evbuffer_get_length(b);
   rt_resp_full(r, 200, "text/plain; version=0.0.4; charset=utf-8", evbuffer_pullup(b, -1), n, NULL, 0);
   evbuffer_free(b);

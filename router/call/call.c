@@ -1,8 +1,9 @@
 /*
- * call.c: the upstream call of a request, between a surface (which speaks the client's API) and
- * upstream/ (which moves bytes): one attempt at a time, each on the deployment resilience.c
- * chose, with the URL, provider headers, body and timeouts of that deployment, and the events
- * handed back to the surface.
+ * call.c: where a request is answered, between a surface (which speaks the client's API) and the
+ * kinds of answer: an HTTP upstream of either API (upstream/ moves the bytes) or the local engine
+ * (local.c, which produces the same bytes an upstream of the surface's API would). One attempt at
+ * a time, each on the deployment resilience.c chose, with the URL, provider headers, body and
+ * timeouts of that deployment, and the events handed back to the surface.
  *
  * DESIGN. Everything about *where* a request goes lives here and in resilience.c, so the surfaces
  * know nothing of retries: an attempt that fails before any byte reached the client
@@ -22,6 +23,33 @@
 #include "router/internal.h"
 
 static void call_next(struct rt_req *r);
+
+/* Resilience's verdict when nothing (more) can be attempted: the reply, in the caller's shape. */
+static void send_refusal(struct rt_req *r, const struct rt_refusal *no) {
+  char ra_ms[24], ra[24];   /* rt_req_fail writes the reply before returning */
+  if (no->retry_after_ms > 0 && r->n_pass + 2 <= RT_MAX_PASS_HEADERS) {
+    snprintf(ra_ms, sizeof ra_ms, "%lld", (long long)no->retry_after_ms);
+    snprintf(ra, sizeof ra, "%lld", (long long)((no->retry_after_ms + 999) / 1000));
+    r->pass[r->n_pass++] = (struct rt_kv){"retry-after-ms", ra_ms};
+    r->pass[r->n_pass++] = (struct rt_kv){"retry-after", ra};
+  }
+  if (no->should_retry) r->should_retry = no->should_retry;
+  rt_req_fail(r, no->status, no->error_class, no->type, no->code, no->param, "%s", no->msg);
+}
+
+void rt_call_cancel_io(struct rt_req *r) {
+  if (r->xfer) up_cancel(r->xfer);
+  r->xfer = NULL;
+  if (r->lcall) rt_local_cancel(r->lcall);
+  r->lcall = NULL;
+}
+
+void rt_call_resume_io(struct rt_req *r) {
+  if (!r->paused) return;
+  r->paused = false;
+  if (r->xfer) up_resume(r->xfer);
+  else if (r->lcall) rt_local_resume(r->lcall);
+}
 
 static void call_headers(void *ud, int status, const struct up_header *h, size_t n) {
   struct rt_req *r = ud;
@@ -68,6 +96,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg) {
 static void call_done(void *ud, const struct up_result *res) {
   struct rt_req *r = ud;
   r->xfer = NULL;
+  r->lcall = NULL;
   r->t_up_end = rt_now_us();
   int delay = rt_resil_done(r, res);
   if (delay == RT_RESIL_FINAL) {
@@ -113,6 +142,28 @@ static int start_attempt(struct rt_req *r) {
     rt_req_fail(r, 500, "internal", "server_error", NULL, NULL, "could not build the upstream request");
     return -1;
   }
+  struct up_request rq = {.method = "POST", .body = body, .body_len = blen};
+  rt_resil_timeouts(r, &rq);
+  int64_t now = rt_now_us();
+  if (!r->t_up_start) r->t_up_start = now;   /* upstream time spans every attempt */
+  r->t_up_end = 0;
+  r->attempts++;
+  if (p->kind == POL_PROVIDER_LOCAL) {
+    /* the engine answers in the ops' API, through the same callbacks as a transfer */
+    struct rt_local *l = s->local[p - s->cfg->providers];
+    const struct pol_model *shown = r->served ? r->served : r->model;
+    r->lcall = l && ops->local ? rt_local_start(l, ops->local, body, blen, shown->name, &rq,
+                                                &call_cb, r, &r->local_stats)
+                               : NULL;
+    free(body);
+    if (!r->lcall) {
+      r->t_up_end = rt_now_us();
+      rt_resil_abandon(r);
+      rt_req_fail(r, 500, "internal", "server_error", NULL, NULL, "could not start the local model");
+      return -1;
+    }
+    return 0;
+  }
   const struct rt_provider_cache *pc = &s->prov[p - s->cfg->providers];
   char url[2048];
   snprintf(url, sizeof url, "%s%s", p->base_url, ops->path);
@@ -121,19 +172,9 @@ static int start_attempt(struct rt_req *r) {
   for (size_t i = 0; i < pc->n_hdr && nh < 70; i++) hdrs[nh++] = pc->hdr[i];
   hdrs[nh++] = r->stream ? "Accept: text/event-stream" : "Accept: application/json";
   if (r->up_extra_header) hdrs[nh++] = r->up_extra_header;  /* e.g. the client's anthropic-beta */
-  struct up_request rq = {
-      .url = url,
-      .method = "POST",
-      .headers = hdrs,
-      .n_headers = nh,
-      .body = body,
-      .body_len = blen,
-  };
-  rt_resil_timeouts(r, &rq);
-  int64_t now = rt_now_us();
-  if (!r->t_up_start) r->t_up_start = now;   /* upstream time spans every attempt */
-  r->t_up_end = 0;
-  r->attempts++;
+  rq.url = url;
+  rq.headers = hdrs;
+  rq.n_headers = nh;
   r->xfer = up_start(s->up, &rq, &call_cb, r);
   free(body);
   if (!r->xfer) {
@@ -146,13 +187,21 @@ static int start_attempt(struct rt_req *r) {
 }
 
 static void call_next(struct rt_req *r) {
-  if (rt_resil_next(r) < 0) return;   /* replied */
+  struct rt_refusal no = {0};
+  if (rt_resil_next(r, &no) < 0) {
+    send_refusal(r, &no);
+    return;
+  }
   start_attempt(r);
 }
 
 void rt_call_start(struct rt_req *r, const struct rt_call_ops *const ops_by_kind[RT_PROVIDER_KINDS]) {
   r->call.ops_by_kind = ops_by_kind;
-  if (rt_resil_begin(r) < 0) return;   /* replied */
+  struct rt_refusal no = {0};
+  if (rt_resil_begin(r, &no) < 0) {
+    send_refusal(r, &no);
+    return;
+  }
   call_next(r);
 }
 

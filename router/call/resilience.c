@@ -36,6 +36,7 @@
  * Everything runs on the loop thread: plain counters, no locks.
  */
 #include <event2/buffer.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,7 +303,24 @@ static void add_chain(struct rt_call *c, const struct pol_model *m) {
   for (size_t i = 0; i < m->n_fallbacks; i++) add_chain(c, m->fallbacks[i]);
 }
 
-int rt_resil_begin(struct rt_req *r) {
+static int refuse(struct rt_refusal *no, int status, const char *cls, const char *type,
+                  const char *code, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static int refuse(struct rt_refusal *no, int status, const char *cls, const char *type,
+                  const char *code, const char *param, const char *fmt, ...) {
+  no->status = status;
+  no->error_class = cls;
+  no->type = type;
+  no->code = code;
+  no->param = param;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(no->msg, sizeof no->msg, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+int rt_resil_begin(struct rt_req *r, struct rt_refusal *no) {
   struct rt_call *c = &r->call;
   const struct pol_model *m = r->model;
   c->n_chain = c->pos = 0;
@@ -313,12 +331,10 @@ int rt_resil_begin(struct rt_req *r) {
   const char *v = rt_http_header(r->head, "x-tiergate-timeout-ms");
   if (v) {
     double ms = header_number(v);
-    if (ms < 1 || ms > 86400000 || ms != (double)(int64_t)ms) {
-      rt_req_fail(r, 400, "bad_request", "invalid_request_error", "invalid_timeout", NULL,
-                  "Invalid x-tiergate-timeout-ms header '%.40s': expected a whole number of "
-                  "milliseconds between 1 and 86400000.", v);
-      return -1;
-    }
+    if (ms < 1 || ms > 86400000 || ms != (double)(int64_t)ms)
+      return refuse(no, 400, "bad_request", "invalid_request_error", "invalid_timeout", NULL,
+                    "Invalid x-tiergate-timeout-ms header '%.40s': expected a whole number of "
+                    "milliseconds between 1 and 86400000.", v);
     c->client_timeout_ms = (int)ms;
     if (t0 + (int64_t)ms * 1000 < c->deadline_us) c->deadline_us = t0 + (int64_t)ms * 1000;
   }
@@ -393,16 +409,16 @@ static long next_available(struct rt_req *r, size_t from, int64_t now_ms) {
   return -1;
 }
 
-/* Nothing left to try: the reply, in the caller's format. */
-static void fail_unavailable(struct rt_req *r, int64_t now_ms) {
+/* Nothing left to try: the verdict the call layer replies with. Returns -1. */
+static int fail_unavailable(struct rt_req *r, int64_t now_ms, struct rt_refusal *no) {
   struct rt_call *c = &r->call;
   const struct pol_model *m = r->model;
   if (r->attempts > 0) {
-    r->should_retry = -1;
-    rt_req_fail(r, 503, "upstream_unavailable", "service_unavailable_error", "upstream_unavailable",
-                NULL, "No deployment of model '%s' is available for another attempt after %d "
-                "failed attempt(s) (circuit breakers open).", m->name, r->attempts);
-    return;
+    no->should_retry = -1;
+    return refuse(no, 503, "upstream_unavailable", "service_unavailable_error",
+                  "upstream_unavailable", NULL, "No deployment of model '%s' is available for "
+                  "another attempt after %d failed attempt(s) (circuit breakers open).",
+                  m->name, r->attempts);
   }
   if (c->skips & SKIP_BREAKER) {
     /* fail fast; the shortest cooldown left tells the client when a probe will be let through */
@@ -416,40 +432,31 @@ static void fail_unavailable(struct rt_req *r, int64_t now_ms) {
         if (wait < 0 || w < wait) wait = w;
       }
     if (wait < 1) wait = 1;
-    char ra_ms[24], ra[24];   /* rt_req_fail writes the reply before returning */
-    snprintf(ra_ms, sizeof ra_ms, "%lld", (long long)wait);
-    snprintf(ra, sizeof ra, "%lld", (long long)((wait + 999) / 1000));
-    static const char n_ms[] = "retry-after-ms", n_s[] = "retry-after";
-    if (r->n_pass + 2 <= RT_MAX_PASS_HEADERS) {
-      r->pass[r->n_pass++] = (struct rt_kv){n_ms, ra_ms};
-      r->pass[r->n_pass++] = (struct rt_kv){n_s, ra};
-    }
-    r->should_retry = 1;
-    rt_req_fail(r, 503, "breaker_open", "service_unavailable_error", "upstream_unavailable", NULL,
-                "Model '%s' is unavailable: the circuit breaker of every deployment that could "
-                "serve it is open after repeated upstream failures; retry in %lld ms.",
-                m->name, (long long)wait);
-    return;
+    no->retry_after_ms = wait;
+    no->should_retry = 1;
+    return refuse(no, 503, "breaker_open", "service_unavailable_error", "upstream_unavailable",
+                  NULL, "Model '%s' is unavailable: the circuit breaker of every deployment that "
+                  "could serve it is open after repeated upstream failures; retry in %lld ms.",
+                  m->name, (long long)wait);
   }
   if (c->skips & SKIP_NOKEY) {
     for (size_t k = 0; k < c->n_chain; k++)
       for (size_t j = 0; j < c->chain[k]->n_deployments; j++) {
         const struct pol_provider *p = c->chain[k]->deployments[j].provider;
         if (p->api_key || !p->api_key_env) continue;
-        rt_req_fail(r, 401, "missing_api_key", "invalid_request_error", "missing_api_key", NULL,
-                    "tiergate has no API key for provider '%s' (model '%s'): set the environment "
-                    "variable %s and restart the gateway.",
-                    p->name, m->name, p->api_key_env);
-        return;
+        return refuse(no, 401, "missing_api_key", "invalid_request_error", "missing_api_key",
+                      NULL, "tiergate has no API key for provider '%s' (model '%s'): set the "
+                      "environment variable %s and restart the gateway.",
+                      p->name, m->name, p->api_key_env);
       }
   }
   const struct pol_provider *p = m->deployments[0].provider;
-  rt_req_fail(r, 501, "unsupported", "invalid_request_error", "unsupported_provider", "model",
-              "Model '%s' is served by provider '%s', whose API format cannot be reached from "
-              "this endpoint yet.", m->name, p->name);
+  return refuse(no, 501, "unsupported", "invalid_request_error", "unsupported_provider", "model",
+                "Model '%s' is served by provider '%s', whose API format cannot be reached from "
+                "this endpoint yet.", m->name, p->name);
 }
 
-int rt_resil_next(struct rt_req *r) {
+int rt_resil_next(struct rt_req *r, struct rt_refusal *no) {
   struct rt_call *c = &r->call;
   struct rt_resil *x = r->srv->resil;
   int64_t now = rt_now_us(), now_ms = now / 1000;
@@ -485,10 +492,7 @@ int rt_resil_next(struct rt_req *r) {
     if (c->pos + 1 < c->n_chain && time_ok(c, now) &&
         (c->tries == 0 || (c->last_class & m->fallback_on)))
       k = next_available(r, c->pos + 1, now_ms);
-    if (k < 0) {
-      fail_unavailable(r, now_ms);
-      return -1;
-    }
+    if (k < 0) return fail_unavailable(r, now_ms, no);
     if (c->tries) x->fallbacks[rt_model_index(x->cfg, m)]++;
     enter_model(c, (size_t)k);
   }

@@ -271,7 +271,15 @@ static void reset(struct rt_req *r) {
   r->bad_event = false;
 }
 
-const struct rt_call_ops rt_xcall_openai_to_anthropic = {"/v1/messages", build_to_anthropic,
-                                                         on_headers, on_data, on_done, reset};
-const struct rt_call_ops rt_xcall_anthropic_to_openai = {"/chat/completions", build_to_openai,
-                                                         on_headers, on_data, on_done, reset};
+const struct rt_call_ops rt_xcall_openai_to_anthropic = {.path = "/v1/messages",
+                                                         .build_body = build_to_anthropic,
+                                                         .on_headers = on_headers,
+                                                         .on_data = on_data,
+                                                         .on_done = on_done,
+                                                         .reset = reset};
+const struct rt_call_ops rt_xcall_anthropic_to_openai = {.path = "/chat/completions",
+                                                         .build_body = build_to_openai,
+                                                         .on_headers = on_headers,
+                                                         .on_data = on_data,
+                                                         .on_done = on_done,
+                                                         .reset = reset};

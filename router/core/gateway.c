@@ -1,11 +1,14 @@
 /*
  * gateway.c: the gateway process's wiring: the event loop, the HTTP server (http/) with the
- * request lifecycle's callbacks (request.c), upstream transfers (upstream/), metrics, the
- * resilience registry, per-provider request headers, signals; and the orderly shutdown.
+ * request lifecycle's callbacks (request.c), upstream transfers (upstream/), the local models
+ * (call/local.c: one engine and scheduler thread per provider of kind local), metrics, the
+ * resilience registry, per-provider request headers, signals; and the orderly shutdown (SIGTERM:
+ * stop accepting, queued local requests get 503, running ones and streams finish).
  */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +38,8 @@ static int split_hostport(const char *hp, char *host, size_t hcap, char *port, s
   return 0;
 }
 
-static char *build_models_json(const struct pol_config *cfg, int64_t created, size_t *len) {
+static char *build_models_json(const struct pol_config *cfg, struct rt_local *const *local,
+                               int64_t created, size_t *len) {
   struct evbuffer *b = evbuffer_new();
   if (!b) return NULL;
   evbuffer_add_printf(b, "{\"object\":\"list\",\"data\":[");
@@ -46,6 +50,8 @@ static char *build_models_json(const struct pol_config *cfg, int64_t created, si
     evbuffer_add_printf(b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":", (long long)created);
     const char *owner = m->provider ? m->provider->name : "tiergate";
     rt_json_quote(b, owner, strlen(owner));
+    const struct rt_local *l = m->provider ? local[m->provider - cfg->providers] : NULL;
+    if (l) evbuffer_add_printf(b, ",\"context_length\":%d", (int)rt_local_n_ctx(l));
     evbuffer_add(b, "}", 1);
   }
   evbuffer_add_printf(b, "]}");
@@ -66,6 +72,7 @@ static int build_provider_cache(struct rt_server *s) {
   for (size_t i = 0; i < cfg->n_providers; i++) {
     const struct pol_provider *p = &cfg->providers[i];
     struct rt_provider_cache *pc = &s->prov[i];
+    if (p->kind == POL_PROVIDER_LOCAL) continue;   /* no HTTP request is ever built for it */
     size_t n = 4 + p->n_headers;
     pc->hdr = calloc(n, sizeof *pc->hdr);
     if (!pc->hdr) return -1;
@@ -111,6 +118,34 @@ static void signal_cb(evutil_socket_t sig, short kind, void *arg) {
   rt_http_server_drain(s->http);
 }
 
+/* Shutdown began: local requests still waiting for a slot get 503 now (running ones finish). */
+static void on_drain(void *ud) {
+  struct rt_server *s = ud;
+  for (size_t i = 0; s->local && i < s->cfg->n_providers; i++) rt_local_drain(s->local[i]);
+}
+
+/* Loads every local provider's model and starts its scheduler. 0, or -1 after printing why. */
+static int start_locals(struct rt_server *s) {
+  const struct pol_config *cfg = s->cfg;
+  s->local = calloc(cfg->n_providers ? cfg->n_providers : 1, sizeof *s->local);
+  if (!s->local) return -1;
+  for (size_t i = 0; i < cfg->n_providers; i++) {
+    const struct pol_provider *p = &cfg->providers[i];
+    if (p->kind != POL_PROVIDER_LOCAL) continue;
+    char err[700];
+    int64_t t0 = rt_now_us();
+    s->local[i] = rt_local_new(s->base, cfg, p, err, sizeof err);
+    if (!s->local[i]) {
+      fprintf(stderr, "%s\ntiergate: refusing to start: a local model could not be loaded\n", err);
+      return -1;
+    }
+    fprintf(stderr, "tiergate: provider '%s': local model %s loaded in %.0f ms (%d slot(s) x %d "
+                    "tokens)\n", p->name, p->local.model_path, (double)(rt_now_us() - t0) / 1e3,
+            p->local.slots, (int)rt_local_n_ctx(s->local[i]));
+  }
+  return 0;
+}
+
 int rt_server_run(const struct pol_config *cfg, struct db_writer *db, const struct rt_serve_opts *o) {
   struct rt_server srv;
   struct rt_server *s = &srv;
@@ -136,8 +171,14 @@ int rt_server_run(const struct pol_config *cfg, struct db_writer *db, const stru
   signal(SIGPIPE, SIG_IGN);
   int rc = 1;
   char err[256];
+  /* local models' scheduler threads wake the loop with event_active */
+  if (evthread_use_pthreads() != 0) {
+    fprintf(stderr, "tiergate: libevent has no thread support\n");
+    return 1;
+  }
   s->base = event_base_new();
   if (!s->base) goto out;
+  if (start_locals(s)) goto out;
   struct rt_http_limits lim = {
       .max_body_bytes = cfg->limits.max_body_bytes,
       .client_timeout_ms = cfg->limits.client_timeout_ms,
@@ -146,6 +187,7 @@ int rt_server_run(const struct pol_config *cfg, struct db_writer *db, const stru
   };
   struct rt_http_app app = rt_req_http_app;
   app.ud = s;
+  app.on_drain = on_drain;
   s->http = rt_http_server_new(s->base, host, port, &lim, &app, err, sizeof err);
   if (!s->http) {
     fprintf(stderr, "tiergate: %s\n", err);
@@ -158,7 +200,7 @@ int rt_server_run(const struct pol_config *cfg, struct db_writer *db, const stru
   }
   s->metrics = rt_metrics_new(cfg);
   s->resil = rt_resil_new(cfg, s->rng);
-  s->models_json = build_models_json(cfg, s->started_wall, &s->models_json_len);
+  s->models_json = build_models_json(cfg, s->local, s->started_wall, &s->models_json_len);
   s->sig_int = evsignal_new(s->base, SIGINT, signal_cb, s);
   s->sig_term = evsignal_new(s->base, SIGTERM, signal_cb, s);
   if (!s->metrics || !s->resil || !s->models_json || !s->sig_int || !s->sig_term ||
@@ -184,6 +226,8 @@ int rt_server_run(const struct pol_config *cfg, struct db_writer *db, const stru
 out:
   rt_http_server_free(s->http);   /* aborts what is left: every request gets its log row */
   up_multi_free(s->up);
+  for (size_t i = 0; s->local && i < cfg->n_providers; i++) rt_local_free(s->local[i]);
+  free(s->local);
   rt_metrics_free(s->metrics);
   rt_resil_free(s->resil);   /* after every request is gone: they hold its deployments */
   free(s->models_json);

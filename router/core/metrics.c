@@ -65,6 +65,7 @@ const char *rt_route_label(enum rt_route r) {
   case RT_ROUTE_METRICS: return "/metrics";
   case RT_ROUTE_MESSAGES: return "/v1/messages";
   case RT_ROUTE_COUNT_TOKENS: return "/v1/messages/count_tokens";
+  case RT_ROUTE_EMBEDDINGS: return "/v1/embeddings";
   default: return "other";
   }
 }

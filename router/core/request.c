@@ -95,6 +95,12 @@ int rt_req_take_data(struct rt_req *r, const char *p, size_t n, up_sse_cb on_eve
   return UP_DATA_OK;
 }
 
+const char *rt_req_answer_error_class(const struct rt_req *r) {
+  const struct pol_provider *p = rt_req_provider(r);
+  if (p && p->kind == POL_PROVIDER_LOCAL && r->local_stats.error_class) return r->local_stats.error_class;
+  return "upstream_error";
+}
+
 bool rt_up_timed_out(const struct up_result *res) {
   return res->status == UP_ERR_TIMEOUT_CONNECT || res->status == UP_ERR_TIMEOUT_FIRST_BYTE ||
          res->status == UP_ERR_TIMEOUT_IDLE || res->status == UP_ERR_TIMEOUT_TOTAL;
@@ -216,6 +222,10 @@ static void req_log(struct rt_req *r) {
       .error_message = r->error_class ? r->error_msg : NULL,
       .attempts = r->attempts,
       .attempt_log = rt_resil_log_json(r),
+      .local = r->local_stats.valid,
+      .queue_ms = r->local_stats.queue_ms,
+      .prefill_ms = r->local_stats.prefill_ms,
+      .decode_tps = r->local_stats.decode_tps,
   };
   snprintf(row.request_id, sizeof row.request_id, "%s", r->id);
   int rc = db_log(s->db, &row);
@@ -296,7 +306,7 @@ void rt_resp_full(struct rt_req *r, int status, const char *content_type, const 
 
 static void req_free(struct rt_req *r) {
   if (!r) return;
-  if (r->xfer) up_cancel(r->xfer);
+  rt_call_cancel_io(r);
   rt_call_free(r);
   free(r->model_name);
   free(r->pass_buf);
@@ -365,10 +375,7 @@ static void on_abort(struct rt_http_req *q, int status, const char *cls, const c
     r->status = status;
     r->error_class = cls;
     snprintf(r->error_msg, sizeof r->error_msg, "%s", msg);
-    if (r->xfer) {
-      up_cancel(r->xfer);
-      r->xfer = NULL;
-    }
+    rt_call_cancel_io(r);
     req_log(r);
   }
   req_free(r);
@@ -384,10 +391,7 @@ static void on_finish(struct rt_http_req *q) {
 
 static void on_writable(struct rt_http_req *q) {
   struct rt_req *r = q->ud;
-  if (r && r->paused && r->xfer) {
-    r->paused = false;
-    up_resume(r->xfer);
-  }
+  if (r) rt_call_resume_io(r);
 }
 
 static void on_cut(struct rt_http_req *q) {

@@ -73,7 +73,8 @@ static const char *const all_columns[] = {
     "provider", "model", "upstream_model", "streamed", "input_tokens", "cached_tokens",
     "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_pusd", "baseline_cost_pusd",
     "total_ms", "upstream_ms", "ttft_ms", "overhead_ms", "http_status", "error_class",
-    "error_message", "cost_usd", "baseline_cost_usd", "attempts", "attempt_log", "endpoint", NULL};
+    "error_message", "cost_usd", "baseline_cost_usd", "attempts", "attempt_log", "endpoint",
+    "queue_ms", "prefill_ms", "decode_tps", NULL};
 
 static void test_round_trip(void) {
   const char *path = tmp_path("rt.db");
@@ -110,6 +111,10 @@ static void test_round_trip(void) {
       .attempts = 2,
       .attempt_log = "[{\"status\":503,\"ms\":20}]",
       .endpoint = "POST /v1/chat/completions",
+      .local = true,
+      .queue_ms = 1.5,
+      .prefill_ms = 20.25,
+      .decode_tps = 187.5,
   };
   snprintf(full.request_id, sizeof full.request_id, "req-0123456789abcdef");
   struct db_row empty = {.started_us = 5, .finished_us = 6, .total_ms = 0.5, .upstream_ms = -1,
@@ -151,7 +156,7 @@ static void test_round_trip(void) {
     if (all_columns[ncol]) ncol++;
   }
   sqlite3_finalize(st2);
-  CHECK_EQ_INT(ncol, 31);
+  CHECK_EQ_INT(ncol, 34);
 
   CHECK(sqlite3_prepare_v2(db,
                            "SELECT id, request_id, started_us, finished_us, client_api, tenant, "
@@ -159,7 +164,8 @@ static void test_round_trip(void) {
                            "cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, "
                            "cost_pusd, baseline_cost_pusd, total_ms, upstream_ms, ttft_ms, "
                            "overhead_ms, http_status, error_class, error_message, cost_usd, "
-                           "baseline_cost_usd, attempts, attempt_log, endpoint FROM requests ORDER BY id",
+                           "baseline_cost_usd, attempts, attempt_log, endpoint, queue_ms, prefill_ms, "
+                           "decode_tps FROM requests ORDER BY id",
                            -1, &st2, NULL) == SQLITE_OK);
   CHECK(sqlite3_step(st2) == SQLITE_ROW);
 #define TXT(i) ((const char *)sqlite3_column_text(st2, i))
@@ -197,6 +203,7 @@ static void test_round_trip(void) {
   CHECK_EQ_INT(I64(28), 2);
   CHECK_STR(TXT(29), "[{\"status\":503,\"ms\":20}]");
   CHECK_STR(TXT(30), "POST /v1/chat/completions");
+  CHECK(DBL(31) == 1.5 && DBL(32) == 20.25 && DBL(33) == 187.5);
 
   CHECK(sqlite3_step(st2) == SQLITE_ROW);
   CHECK_STR(TXT(1), "req-2");
@@ -208,6 +215,7 @@ static void test_round_trip(void) {
   CHECK(ISNULL(20) && ISNULL(21));
   CHECK_STR(TXT(24), "bad_request");
   CHECK(ISNULL(25) && ISNULL(26) && ISNULL(27) && ISNULL(29) && ISNULL(30));
+  CHECK(ISNULL(31) && ISNULL(32) && ISNULL(33));   /* not a local answer */
   CHECK_EQ_INT(I64(28), 0);
 
   CHECK(sqlite3_step(st2) == SQLITE_ROW);

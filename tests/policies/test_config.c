@@ -455,9 +455,9 @@ static void test_wrong_types(void) {
   EXPECT_ERRORS(PROVIDER "models:\n  m:\n    provider:\n",
                 "t.yaml:7:14: expected a provider name, got null");
   EXPECT_ERRORS("providers:\n  oa:\n    kind: azure\n" MODEL,
-                "t.yaml:3:11: unknown provider kind 'azure' (expected openai or anthropic)");
+                "t.yaml:3:11: unknown provider kind 'azure' (expected openai, anthropic or local)");
   EXPECT_ERRORS("providers:\n  oa:\n    base_url: http://x\n" MODEL,
-                "t.yaml:2:3: provider 'oa': missing key 'kind' (openai or anthropic)");
+                "t.yaml:2:3: provider 'oa': missing key 'kind' (openai, anthropic or local)");
   EXPECT_ERRORS(PROVIDER "    anthropic_version: 2023-06-01\n" MODEL,
                 "t.yaml:5:5: anthropic_version only applies to providers of kind anthropic");
   EXPECT_ERRORS("providers:\n  a: {kind: anthropic, anthropic_version: latest}\n"

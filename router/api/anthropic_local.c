@@ -1,0 +1,368 @@
+/*
+ * anthropic_local.c: the Anthropic surface's side of local answers: Messages and count_tokens
+ * requests read into the engine's terms (struct rt_gen) and the engine's output written back as
+ * exactly what Anthropic sends: message objects, the SSE event sequence the official SDK expects
+ * (message_start, content_block_start, ping, content_block_delta..., content_block_stop,
+ * message_delta with the stop reason and usage, message_stop; every frame with its event: line),
+ * {"input_tokens": N} for count_tokens, and Anthropic-shaped errors (rt_xerr_render_anthropic, the
+ * one renderer of that shape). call/local.c drives these through struct rt_local_api.
+ *
+ * Usage: a prompt prefix reused from a slot's KV cache is reported as cache_read_input_tokens
+ * (and left out of input_tokens), as Anthropic reports its prompt cache.
+ */
+#include <event2/buffer.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router/internal.h"
+#include "router/xlate/xlate.h"
+
+#define ADD_LIT(b, lit) evbuffer_add((b), (lit), sizeof(lit) - 1)
+#define MAX_STOPS 64
+
+static int bad(const char **param, const char *p, char *msg, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int bad(const char **param, const char *p, char *msg, size_t cap, const char *fmt, ...) {
+  /* P may be a key of the parsed body (an unknown top-level field), which the parser frees before
+   * the caller reads *param: keep a copy that outlives it (one request is parsed at a time, on
+   * the loop thread). Pointing into the freed body was a use-after-free on every refused field. */
+  static char copy[128];
+  if (p) snprintf(copy, sizeof copy, "%s", p);
+  *param = p ? copy : NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, cap, fmt, ap);
+  va_end(ap);
+  return 400;
+}
+
+static bool has_nul(const json_t *s) { return strlen(json_string_value(s)) != json_string_length(s); }
+
+/* Text of a content (a string, or text blocks joined); FIELD names it in messages. */
+static int text_of(const json_t *c, const char *field, char **out, const char **param, char *msg,
+                   size_t cap) {
+  static char where[80];
+  if (json_is_string(c)) {
+    if (has_nul(c)) {
+      snprintf(where, sizeof where, "%s", field);
+      return bad(param, where, msg, cap, "the text contains a NUL character");
+    }
+    *out = strdup(json_string_value(c));
+    return *out ? 0 : 500;
+  }
+  if (!json_is_array(c)) {
+    snprintf(where, sizeof where, "%s", field);
+    return bad(param, where, msg, cap, "Input should be a valid string or a list of content blocks");
+  }
+  size_t total = 0;
+  for (size_t k = 0; k < json_array_size(c); k++) {
+    const json_t *b = json_array_get(c, k);
+    const char *type = json_string_value(json_object_get(b, "type"));
+    snprintf(where, sizeof where, "%s.%zu", field, k);
+    if (!type) return bad(param, where, msg, cap, "a content block needs a type");
+    if (strcmp(type, "text")) {
+      const char *what = !strcmp(type, "image") ? "images"
+                       : !strcmp(type, "document") ? "documents"
+                       : !strcmp(type, "tool_use") || !strcmp(type, "tool_result") ? "tools"
+                       : !strcmp(type, "thinking") || !strcmp(type, "redacted_thinking") ? "thinking blocks"
+                       : NULL;
+      if (what)
+        return bad(param, where, msg, cap, "%s are not supported by local models (send them to a "
+                                           "model that accepts them)", what);
+      return bad(param, where, msg, cap, "unknown content block type '%.40s'", type);
+    }
+    const json_t *t = json_object_get(b, "text");
+    if (!json_is_string(t)) return bad(param, where, msg, cap, "text: Input should be a valid string");
+    if (has_nul(t)) return bad(param, where, msg, cap, "the text contains a NUL character");
+    total += json_string_length(t);
+  }
+  char *s = malloc(total + 1);
+  if (!s) return 500;
+  size_t o = 0;
+  for (size_t k = 0; k < json_array_size(c); k++) {
+    const json_t *t = json_object_get(json_array_get(c, k), "text");
+    memcpy(s + o, json_string_value(t), json_string_length(t));
+    o += json_string_length(t);
+  }
+  s[o] = 0;
+  *out = s;
+  return 0;
+}
+
+static const char *const accepted[] = {"model", "messages", "max_tokens", "system",
+                                       "stop_sequences", "temperature", "top_p", "top_k", "stream",
+                                       "metadata", "service_tier", NULL};
+
+static int parse(const char *body, size_t len, bool count, struct rt_gen *g, const char **param,
+                 char *msg, size_t cap) {
+  memset(g, 0, sizeof *g);
+  g->max_tokens = -1;
+  g->temperature = g->top_p = g->min_p = -1;
+  *param = NULL;
+  json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
+  if (!json_is_object(root)) {
+    json_decref(root);
+    return bad(param, NULL, msg, cap, "The request body is not valid JSON.");
+  }
+  int st = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach(root, k, v) {
+    bool ok = false;
+    for (const char *const *a = accepted; *a && !ok; a++) ok = !strcmp(*a, k);
+    if (ok) continue;
+    if ((!strcmp(k, "tools") && json_is_array(v) && json_array_size(v) == 0) || json_is_null(v))
+      continue;
+    if (!strcmp(k, "tool_choice") && !strcmp(json_string_value(json_object_get(v, "type")) ?
+                                             json_string_value(json_object_get(v, "type")) : "", "none"))
+      continue;
+    if (!strcmp(k, "thinking") && !strcmp(json_string_value(json_object_get(v, "type")) ?
+                                          json_string_value(json_object_get(v, "type")) : "", "disabled"))
+      continue;
+    if (!strcmp(k, "tools") || !strcmp(k, "tool_choice"))
+      st = bad(param, k, msg, cap, "tools are not supported by local models yet");
+    else if (!strcmp(k, "thinking"))
+      st = bad(param, k, msg, cap, "extended thinking is not supported by local models");
+    else
+      st = bad(param, k, msg, cap, "Extra inputs are not permitted");
+    goto out;
+  }
+  const json_t *msgs = json_object_get(root, "messages");
+  const json_t *sys = json_object_get(root, "system");
+  size_t nm = json_array_size(msgs);
+  g->msgs = calloc(nm + 1, sizeof *g->msgs);
+  if (!g->msgs) {
+    st = 500;
+    goto out;
+  }
+  if (sys && !json_is_null(sys)) {
+    char *t = NULL;
+    if ((st = text_of(sys, "system", &t, param, msg, cap))) goto out;
+    g->msgs[0] = (struct rt_gen_msg){strdup("system"), t};
+    g->n_msgs = 1;
+    if (!g->msgs[0].role) {
+      st = 500;
+      goto out;
+    }
+  }
+  for (size_t i = 0; i < nm; i++) {
+    const json_t *m = json_array_get(msgs, i);
+    const char *role = json_string_value(json_object_get(m, "role"));
+    static char where[48];
+    snprintf(where, sizeof where, "messages.%zu.role", i);
+    if (!role || (strcmp(role, "user") && strcmp(role, "assistant"))) {
+      st = bad(param, where, msg, cap, "Input should be 'user' or 'assistant'");
+      goto out;
+    }
+    char field[48];
+    snprintf(field, sizeof field, "messages.%zu.content", i);
+    char *t = NULL;
+    if ((st = text_of(json_object_get(m, "content"), field, &t, param, msg, cap))) goto out;
+    g->msgs[g->n_msgs] = (struct rt_gen_msg){strdup(role), t};
+    if (!g->msgs[g->n_msgs++].role) {
+      st = 500;
+      goto out;
+    }
+  }
+  const json_t *mt = json_object_get(root, "max_tokens");
+  if (!count) {
+    if (!json_is_integer(mt) || json_integer_value(mt) < 1 || json_integer_value(mt) > INT32_MAX) {
+      st = bad(param, "max_tokens", msg, cap, mt ? "Input should be a valid integer of at least 1"
+                                                 : "Field required");
+      goto out;
+    }
+    g->max_tokens = (int32_t)json_integer_value(mt);
+  }
+  const json_t *x;
+  if ((x = json_object_get(root, "temperature")) && !json_is_null(x)) {
+    if (!json_is_number(x) || json_number_value(x) < 0 || json_number_value(x) > 1) {
+      st = bad(param, "temperature", msg, cap, "Input should be a number between 0 and 1");
+      goto out;
+    }
+    g->temperature = json_number_value(x);
+  }
+  if ((x = json_object_get(root, "top_p")) && !json_is_null(x)) {
+    if (!json_is_number(x) || json_number_value(x) < 0 || json_number_value(x) > 1) {
+      st = bad(param, "top_p", msg, cap, "Input should be a number between 0 and 1");
+      goto out;
+    }
+    g->top_p = json_number_value(x);
+  }
+  if ((x = json_object_get(root, "top_k")) && !json_is_null(x)) {
+    if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > (1 << 20)) {
+      st = bad(param, "top_k", msg, cap, "Input should be a non-negative integer");
+      goto out;
+    }
+    g->top_k = (int32_t)json_integer_value(x);
+  }
+  if ((x = json_object_get(root, "stream")) && !json_is_null(x)) {
+    if (!json_is_boolean(x)) {
+      st = bad(param, "stream", msg, cap, "Input should be a valid boolean");
+      goto out;
+    }
+    g->stream = !count && json_is_true(x);
+  }
+  g->include_usage = true;   /* Anthropic streams always carry usage */
+  if ((x = json_object_get(root, "stop_sequences")) && !json_is_null(x)) {
+    if (!json_is_array(x) || json_array_size(x) > MAX_STOPS) {
+      st = bad(param, "stop_sequences", msg, cap, "Input should be a list of at most %d strings",
+               MAX_STOPS);
+      goto out;
+    }
+    g->stops = calloc(json_array_size(x) + 1, sizeof *g->stops);
+    if (!g->stops) {
+      st = 500;
+      goto out;
+    }
+    for (size_t i = 0; i < json_array_size(x); i++) {
+      const json_t *s = json_array_get(x, i);
+      if (!json_is_string(s) || !json_string_length(s) || has_nul(s)) {
+        static char where[40];
+        snprintf(where, sizeof where, "stop_sequences.%zu", i);
+        st = bad(param, where, msg, cap, "Input should be a non-empty string");
+        goto out;
+      }
+      if (!(g->stops[g->n_stops++] = strdup(json_string_value(s)))) {
+        st = 500;
+        goto out;
+      }
+    }
+  }
+out:
+  json_decref(root);
+  if (st == 500) snprintf(msg, cap, "out of memory");
+  if (st) rt_gen_free(g);
+  return st;
+}
+
+static int parse_messages(const char *body, size_t len, struct rt_gen *g, const char **param,
+                          char *msg, size_t cap) {
+  return parse(body, len, false, g, param, msg, cap);
+}
+
+static int parse_count(const char *body, size_t len, struct rt_gen *g, const char **param,
+                       char *msg, size_t cap) {
+  return parse(body, len, true, g, param, msg, cap);
+}
+
+/* ------------------------------------------------------------------ rendering */
+
+static void event(struct evbuffer *b, const char *name) {
+  evbuffer_add_printf(b, "event: %s\ndata: ", name);
+}
+
+static void usage(struct evbuffer *b, const struct rt_gen_reply *rp, int32_t output) {
+  evbuffer_add_printf(b, "{\"input_tokens\":%d,\"cache_creation_input_tokens\":0,"
+                         "\"cache_read_input_tokens\":%d,\"output_tokens\":%d}",
+                      rp->prompt_tokens - rp->cached_tokens, rp->cached_tokens, output);
+}
+
+static const char *stop_reason(enum rt_gen_finish f) {
+  return f == RT_GEN_LENGTH ? "max_tokens" : f == RT_GEN_STOP_SEQ ? "stop_sequence" : "end_turn";
+}
+
+static void stop_fields(struct evbuffer *b, const struct rt_gen_reply *rp) {
+  evbuffer_add_printf(b, "\"stop_reason\":\"%s\",\"stop_sequence\":", stop_reason(rp->finish));
+  if (rp->finish == RT_GEN_STOP_SEQ && rp->stop_seq) rt_json_quote(b, rp->stop_seq, strlen(rp->stop_seq));
+  else ADD_LIT(b, "null");
+}
+
+static void message_head(struct evbuffer *b, const struct rt_gen_reply *rp) {
+  ADD_LIT(b, "{\"id\":");
+  rt_json_quote(b, rp->id, strlen(rp->id));
+  ADD_LIT(b, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+  rt_json_quote(b, rp->model, strlen(rp->model));
+}
+
+static void stream_begin(const struct rt_gen *g, const struct rt_gen_reply *rp, struct evbuffer *out) {
+  event(out, "message_start");
+  ADD_LIT(out, "{\"type\":\"message_start\",\"message\":");
+  message_head(out, rp);
+  ADD_LIT(out, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":");
+  usage(out, rp, 1);
+  ADD_LIT(out, "}}\n\n");
+  event(out, "content_block_start");
+  ADD_LIT(out, "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\","
+               "\"text\":\"\"}}\n\n");
+  event(out, "ping");
+  ADD_LIT(out, "{\"type\":\"ping\"}\n\n");
+}
+
+static void stream_delta(const struct rt_gen *g, const struct rt_gen_reply *rp, struct evbuffer *out) {
+  if (!rp->len) return;
+  event(out, "content_block_delta");
+  ADD_LIT(out, "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":");
+  rt_json_quote(out, rp->text, rp->len);
+  ADD_LIT(out, "}}\n\n");
+}
+
+static void stream_end(const struct rt_gen *g, const struct rt_gen_reply *rp, struct evbuffer *out) {
+  event(out, "content_block_stop");
+  ADD_LIT(out, "{\"type\":\"content_block_stop\",\"index\":0}\n\n");
+  event(out, "message_delta");
+  ADD_LIT(out, "{\"type\":\"message_delta\",\"delta\":{");
+  stop_fields(out, rp);
+  ADD_LIT(out, "},\"usage\":");
+  usage(out, rp, rp->completion_tokens);
+  ADD_LIT(out, "}\n\n");
+  event(out, "message_stop");
+  ADD_LIT(out, "{\"type\":\"message_stop\"}\n\n");
+}
+
+static void whole(const struct rt_gen *g, const struct rt_gen_reply *rp, struct evbuffer *out) {
+  message_head(out, rp);
+  ADD_LIT(out, ",\"content\":[{\"type\":\"text\",\"text\":");
+  rt_json_quote(out, rp->text ? rp->text : "", rp->len);
+  ADD_LIT(out, "}],");
+  stop_fields(out, rp);
+  ADD_LIT(out, ",\"usage\":");
+  usage(out, rp, rp->completion_tokens);
+  ADD_LIT(out, "}");
+}
+
+static void count_whole(const struct rt_gen *g, const struct rt_gen_reply *rp, struct evbuffer *out) {
+  evbuffer_add_printf(out, "{\"input_tokens\":%d}", rp->prompt_tokens);
+}
+
+static void error_body(int status, const char *type, const char *code, const char *param,
+                       const char *message, struct evbuffer *out) {
+  char msg[700];
+  /* Anthropic names the field at the start of the message ("max_tokens: Field required") */
+  if (param && strncmp(message, param, strlen(param))) snprintf(msg, sizeof msg, "%s: %s", param, message);
+  else snprintf(msg, sizeof msg, "%s", message);
+  rt_xerr_render_anthropic(out, status == 529 ? "overloaded_error" : rt_anthropic_error_type(status),
+                           msg, NULL);
+}
+
+static void stream_error(const char *message, struct evbuffer *out) {
+  event(out, "error");
+  rt_xerr_render_anthropic(out, "api_error", message, NULL);
+  ADD_LIT(out, "\n\n");
+}
+
+const struct rt_local_api rt_anthropic_local_messages = {
+    .name = "Anthropic messages",
+    .id_prefix = "msg_",
+    .busy_status = 529,
+    .op = RT_LOCAL_GENERATE,
+    .parse = parse_messages,
+    .stream_begin = stream_begin,
+    .stream_delta = stream_delta,
+    .stream_end = stream_end,
+    .whole = whole,
+    .error = error_body,
+    .stream_error = stream_error,
+};
+
+const struct rt_local_api rt_anthropic_local_count = {
+    .name = "Anthropic count_tokens",
+    .id_prefix = "msg_",
+    .busy_status = 529,
+    .op = RT_LOCAL_COUNT,
+    .parse = parse_count,
+    .whole = count_whole,
+    .error = error_body,
+};
