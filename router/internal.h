@@ -168,6 +168,7 @@ struct rt_local_stats {
   double prefill_ms;           /* slot to first token */
   double decode_tps;           /* generated tokens per second after the first, -1 if < 2 */
   int32_t cached_tokens;       /* prompt tokens reused from the slot's cache */
+  int32_t prompt_tokens, completion_tokens;   /* as of the last output taken */
   const char *error_class;     /* why the local model refused it ("bad_request", "context_length",
                                 * "local_queue_full", ...), NULL if it did not */
 };

@@ -102,6 +102,8 @@ struct rt_local_call {
 
 /* ------------------------------------------------------------------ call lifetime */
 
+static void fill_stats(struct rt_local_call *c, const struct rt_job_delta *d);
+
 static void call_free(struct rt_local_call *c) {
   struct rt_local *l = c->l;
   if (c->prev) c->prev->next = c->next;
@@ -121,6 +123,11 @@ static void call_free(struct rt_local_call *c) {
 
 void rt_local_cancel(struct rt_local_call *c) {
   if (!c) return;
+  if (c->job && c->state == C_RUNNING && !c->in_cb && c->api->op == RT_LOCAL_GENERATE) {
+    struct rt_job_delta d;   /* what the engine did until now, for the log row */
+    rt_job_take(c->job, &d);
+    fill_stats(c, &d);
+  }
   if (c->in_cb) {
     c->cancelled = true;   /* freed when the callback returns */
     return;
@@ -291,12 +298,16 @@ static enum rt_gen_finish map_finish(enum rt_finish f) {
   }
 }
 
+/* The counts and timings as of delta D (kept current at every take, so an attempt cut short,
+ * by a client that went away, still logs what the engine did). */
 static void fill_stats(struct rt_local_call *c, const struct rt_job_delta *d) {
   c->cached = d->n_cached;
   c->completion = d->n_generated - (d->finish == RT_FINISH_EOG ? 1 : 0);
   if (c->completion < 0) c->completion = 0;
   if (!c->stats) return;
   c->stats->valid = true;
+  c->stats->prompt_tokens = d->n_prompt;
+  c->stats->completion_tokens = c->completion;
   c->stats->queue_ms = (double)d->queued_us / 1e3;
   c->stats->prefill_ms = (double)d->prefill_us / 1e3;
   c->stats->cached_tokens = d->n_cached;
@@ -312,20 +323,21 @@ static void pump(struct rt_local_call *c) {
   if (!rt_job_take(c->job, &d)) return;
   if (d.n_generated > 0 || d.text_len) c->first_token = true;
   bool end = d.finish != RT_FINISH_NONE;
+  fill_stats(c, &d);
   if (end) {
     c->job_done = true;
-    fill_stats(c, &d);
     if (d.finish == RT_FINISH_STOP && d.stop_index >= 0 && (size_t)d.stop_index < c->g.n_stops)
       c->stop_seq = c->g.stops[d.stop_index];
     c->finish = map_finish(d.finish);
-  } else {
-    c->completion = d.n_generated;
-    c->cached = d.n_cached;
   }
   if (end && (d.finish == RT_FINISH_ERROR || d.finish == RT_FINISH_CANCELLED ||
               d.finish == RT_FINISH_SHUTDOWN)) {
     if (!c->started && d.finish == RT_FINISH_SHUTDOWN) {
       snprintf(c->reply_retry_after, sizeof c->reply_retry_after, "1");
+      /* a draining engine never takes it again: without this the drain retried every queued
+       * request after retry-after (1 s), failed again, and opened the breaker (then the client
+       * got breaker_open instead of shutdown); fallbacks still may take it */
+      c->reply_no_retry = true;
       set_reply(c, 503, "server_error", "shutdown", NULL,
                 "The local model '%s' is not taking new work: the gateway is shutting down.",
                 c->model);
@@ -603,6 +615,7 @@ static void start_generate(struct rt_local_call *c) {
               c->model, l->p->local.slots, l->p->local.queue);
   } else if (rc == -ESHUTDOWN) {
     snprintf(c->reply_retry_after, sizeof c->reply_retry_after, "1");
+    c->reply_no_retry = true;   /* as a queued job at drain: not this deployment again */
     set_reply(c, 503, "server_error", "shutdown", NULL,
               "The local model '%s' is not taking new work: the gateway is shutting down.", c->model);
   } else if (rc == -E2BIG) {

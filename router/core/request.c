@@ -164,6 +164,15 @@ static void req_log(struct rt_req *r) {
   double overhead_ms = total_ms - (upstream_ms > 0 ? upstream_ms : 0);
   if (overhead_ms < 0) overhead_ms = 0;
 
+  /* a local answer cut short (the client left) reports no usage frame, but the engine's counts
+   * of what it did are known */
+  if (!r->have_usage && r->local_stats.valid && r->local_stats.prompt_tokens > 0) {
+    memset(&r->usage, 0, sizeof r->usage);
+    r->usage.input_tokens = r->local_stats.prompt_tokens;
+    r->usage.cached_tokens = r->local_stats.cached_tokens;
+    r->usage.output_tokens = r->local_stats.completion_tokens;
+    r->have_usage = true;
+  }
   int64_t cost = -1, baseline = -1;
   if (r->have_usage && r->model) {
     cost = pol_cost_pusd(r->deployment ? &r->deployment->price : &r->model->price, &r->usage);
