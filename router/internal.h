@@ -439,7 +439,9 @@ struct rt_local_api {
                      int32_t dim, int32_t prompt_tokens, struct evbuffer *out);
   /* An error body in this API's shape (TYPE: OpenAI's error type; the surface maps it). */
   void (*error)(int status, const char *type, const char *code, const char *param,
-                const char *message, struct evbuffer *out);
+                const char *message, const char *request_id, struct evbuffer *out);
+  const char *id_header;       /* the reply header that carries the request id in this API
+                                * (x-request-id / request-id), sent with every local reply */
   /* A mid-stream error frame (the engine failed after the reply started). */
   void (*stream_error)(const char *message, struct evbuffer *out);
 };
@@ -462,12 +464,14 @@ int32_t rt_local_n_ctx(const struct rt_local *l);
  * slots x context against the machine's memory. 0, or -1 with "FILE:LINE:COL: message" in ERR. */
 int rt_local_check(const struct pol_config *cfg, const struct pol_provider *p, char *err,
                    size_t errlen, char *info, size_t infolen);
-/* Starts an attempt: BODY (in API's format) is parsed, run, and answered through CB with UD,
+/* Starts an attempt: BODY (in API's format) is parsed, run, and answered through CB with UD
+ * (REQUEST_ID goes in the API's request-id header and error bodies),
  * never from inside this call. Returns NULL only when out of memory. TIMEOUTS: first_byte (until
  * the first token), idle (between tokens) and total, as for an upstream. STATS, when not NULL,
  * is filled when the attempt ends. */
 struct rt_local_call *rt_local_start(struct rt_local *l, const struct rt_local_api *api,
                                      const char *body, size_t n, const char *shown_model,
+                                     const char *request_id,
                                      const struct up_request *timeouts,
                                      const struct up_callbacks *cb, void *ud,
                                      struct rt_local_stats *stats);

@@ -328,13 +328,13 @@ static void count_whole(const struct rt_gen *g, const struct rt_gen_reply *rp, s
 }
 
 static void error_body(int status, const char *type, const char *code, const char *param,
-                       const char *message, struct evbuffer *out) {
+                       const char *message, const char *request_id, struct evbuffer *out) {
   char msg[700];
   /* Anthropic names the field at the start of the message ("max_tokens: Field required") */
   if (param && strncmp(message, param, strlen(param))) snprintf(msg, sizeof msg, "%s: %s", param, message);
   else snprintf(msg, sizeof msg, "%s", message);
   rt_xerr_render_anthropic(out, status == 529 ? "overloaded_error" : rt_anthropic_error_type(status),
-                           msg, NULL);
+                           msg, request_id && *request_id ? request_id : NULL);
 }
 
 static void stream_error(const char *message, struct evbuffer *out) {
@@ -354,6 +354,7 @@ const struct rt_local_api rt_anthropic_local_messages = {
     .stream_end = stream_end,
     .whole = whole,
     .error = error_body,
+    .id_header = "request-id",
     .stream_error = stream_error,
 };
 
@@ -365,4 +366,5 @@ const struct rt_local_api rt_anthropic_local_count = {
     .parse = parse_count,
     .whole = count_whole,
     .error = error_body,
+    .id_header = "request-id",
 };

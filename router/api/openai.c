@@ -555,6 +555,8 @@ void rt_openai_model(struct rt_req *r, const char *id) {
   evbuffer_add_printf(b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":",
                       (long long)r->srv->started_wall);
   rt_json_quote(b, m->provider->name, strlen(m->provider->name));
+  const struct rt_local *l = r->srv->local[m->provider - r->srv->cfg->providers];
+  if (l) evbuffer_add_printf(b, ",\"context_length\":%d", (int)rt_local_n_ctx(l));
   evbuffer_add(b, "}", 1);
   size_t n = evbuffer_get_length(b);
   rt_resp_full(r, 200, "application/json", evbuffer_pullup(b, -1), n, NULL, 0);

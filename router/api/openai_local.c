@@ -509,7 +509,7 @@ static void chat_whole(const struct rt_gen *g, const struct rt_gen_reply *rp, st
 }
 
 static void openai_error_body(int status, const char *type, const char *code, const char *param,
-                              const char *message, struct evbuffer *out) {
+                              const char *message, const char *request_id, struct evbuffer *out) {
   if (!type) type = status >= 500 ? "server_error" : "invalid_request_error";
   rt_xerr_render_openai(out, type, code, param, message);
 }
@@ -531,6 +531,7 @@ const struct rt_local_api rt_openai_local_chat = {
     .stream_end = chat_stream_end,
     .whole = chat_whole,
     .error = openai_error_body,
+    .id_header = "x-request-id",
     .stream_error = openai_stream_error,
 };
 
@@ -692,4 +693,5 @@ const struct rt_local_api rt_openai_local_embed = {
     .parse_embed = parse_embed,
     .embeddings = embeddings,
     .error = openai_error_body,
+    .id_header = "x-request-id",
 };

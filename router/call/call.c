@@ -152,7 +152,7 @@ static int start_attempt(struct rt_req *r) {
     /* the engine answers in the ops' API, through the same callbacks as a transfer */
     struct rt_local *l = s->local[p - s->cfg->providers];
     const struct pol_model *shown = r->served ? r->served : r->model;
-    r->lcall = l && ops->local ? rt_local_start(l, ops->local, body, blen, shown->name, &rq,
+    r->lcall = l && ops->local ? rt_local_start(l, ops->local, body, blen, shown->name, r->id, &rq,
                                                 &call_cb, r, &r->local_stats)
                                : NULL;
     free(body);

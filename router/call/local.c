@@ -66,6 +66,7 @@ struct rt_local_call {
   struct rt_embed e;
   struct rt_job *job;
   char id[64];
+  char request_id[48];
   char model[256];
   int64_t created;
   int32_t n_prompt;
@@ -196,7 +197,7 @@ static void set_reply(struct rt_local_call *c, int status, const char *type, con
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   evbuffer_drain(c->out, evbuffer_get_length(c->out));
-  c->api->error(status, type, code, param, msg, c->out);
+  c->api->error(status, type, code, param, msg, c->request_id, c->out);
   c->reply_status = status;
   if (c->stats) {
     /* the log row says why the model refused, not "upstream_error" */
@@ -208,9 +209,10 @@ static void set_reply(struct rt_local_call *c, int status, const char *type, con
 }
 
 static void send_reply(struct rt_local_call *c) {
-  struct up_header h[4];
+  struct up_header h[5];
   size_t n = 0;
   h[n++] = (struct up_header){"content-type", "application/json"};
+  h[n++] = (struct up_header){c->api->id_header, c->request_id};
   if (c->reply_retry_after[0]) h[n++] = (struct up_header){"retry-after", c->reply_retry_after};
   if (c->reply_no_retry) h[n++] = (struct up_header){"x-should-retry", "false"};
   c->res.http_status = c->reply_status;
@@ -369,9 +371,10 @@ static void pump(struct rt_local_call *c) {
   if (c->g.logprobs) keep_pieces(c, &d);
   if (c->g.stream) {
     if (!c->started) {
-      const struct up_header h[] = {{"content-type", "text/event-stream"}};
+      const struct up_header h[] = {{"content-type", "text/event-stream"},
+                                    {c->api->id_header, c->request_id}};
       c->res.http_status = 200;
-      if (!deliver_headers(c, 200, h, 1)) return;
+      if (!deliver_headers(c, 200, h, 2)) return;
       c->api->stream_begin(&c->g, &rp, c->out);
     }
     struct rt_gen_alt *alts = NULL;
@@ -411,10 +414,11 @@ static void pump(struct rt_local_call *c) {
   c->api->whole(&c->g, &rp, c->out);
   free(pv);
   free(alts);
-  const struct up_header h[] = {{"content-type", "application/json"}};
+  const struct up_header h[] = {{"content-type", "application/json"},
+                                {c->api->id_header, c->request_id}};
   c->res.http_status = 200;
   c->state = C_DONE;
-  if (!deliver_headers(c, 200, h, 1)) return;
+  if (!deliver_headers(c, 200, h, 2)) return;
   if (!deliver_out(c)) return;
   if (!c->paused) deliver_done(c);
 }
@@ -704,7 +708,8 @@ static void start_embed(struct rt_local_call *c) {
 
 struct rt_local_call *rt_local_start(struct rt_local *l, const struct rt_local_api *api,
                                      const char *body, size_t n, const char *shown_model,
-                                     const struct up_request *to, const struct up_callbacks *cb,
+                                     const char *request_id, const struct up_request *to,
+                                     const struct up_callbacks *cb,
                                      void *ud, struct rt_local_stats *stats) {
   struct rt_local_call *c = calloc(1, sizeof *c);
   if (!c) return NULL;
@@ -728,6 +733,7 @@ struct rt_local_call *rt_local_start(struct rt_local *l, const struct rt_local_a
   c->t_start = rt_now_us();
   c->created = rt_wall_us() / 1000000;
   snprintf(c->model, sizeof c->model, "%s", shown_model);
+  snprintf(c->request_id, sizeof c->request_id, "%s", request_id ? request_id : "");
   uint64_t a = rt_rand64(&l->rng), b = rt_rand64(&l->rng);
   snprintf(c->id, sizeof c->id, "%s%016" PRIx64 "%08" PRIx64, api->id_prefix, a, b >> 32);
   c->state = C_PENDING;

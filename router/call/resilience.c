@@ -618,6 +618,10 @@ int rt_resil_done(struct rt_req *r, const struct up_result *res) {
     break;
   }
   unhealthy |= (cls & d->breaker_on) != 0;
+  /* a local model at capacity or shutting down is working as designed (its own back-pressure,
+   * like an upstream's 429): it says nothing about its health */
+  const char *lcls = d->provider->kind == POL_PROVIDER_LOCAL ? r->local_stats.error_class : NULL;
+  if (lcls && (!strcmp(lcls, "local_queue_full") || !strcmp(lcls, "shutdown"))) verdict = false;
   if (verdict) up_breaker_record(&d->breaker, now_ms, c->ticket, !unhealthy);
   else up_breaker_release(&d->breaker, c->ticket);
   d->in_flight--;

@@ -84,6 +84,7 @@ struct rt_job {
   char **stops;
   size_t n_stops;
   bool logprobs;
+  bool ignore_eos;                 /* EOG tokens are masked before sampling */
   int32_t n_top;                   /* alternatives per token (0 without logprobs) */
   slm_token *in_tok;               /* embedding inputs, concatenated */
   int32_t *in_off;                 /* [n_inputs + 1] */
@@ -163,6 +164,9 @@ struct rt_sched {
   int8_t *b_logits;
   char *piece;                     /* [piece_cap] one token's bytes */
   int32_t piece_cap;
+  slm_token *eog;                  /* the vocabulary's end-of-generation tokens (ignore_eos) */
+  int32_t n_eog;
+  float *masked;                   /* [n_vocab] a logits row with them masked */
   struct slm_token_prob top[1 + MAX_TOP];
   uint32_t rr;                     /* prefill round-robin: first slot to look at */
   uint32_t n_active;               /* jobs in slots (scheduler thread; read under mu) */
@@ -591,6 +595,11 @@ static bool gen_step(struct rt_sched *s) {
       j->st = JS_DECODE;
     }
     const float *logits = slm_get_logits(s->ctx, row);
+    if (j->ignore_eos && s->n_eog) {   /* as llama.cpp's ignore_eos: they cannot be sampled */
+      memcpy(s->masked, logits, (size_t)s->n_vocab * sizeof *s->masked);
+      for (int32_t k = 0; k < s->n_eog; k++) s->masked[s->eog[k]] = -INFINITY;
+      logits = s->masked;
+    }
     slm_token t = slm_sampler_sample(j->smp, logits, j->logprobs ? s->top : NULL);
     if (take_token(s, j, t, j->logprobs ? s->top : NULL) && j->fin == RT_FINISH_NONE) {
       j->fin = RT_FINISH_ERROR;
@@ -864,6 +873,8 @@ void rt_sched_free(struct rt_sched *s) {
   free(s->b_seq);
   free(s->b_logits);
   free(s->piece);
+  free(s->eog);
+  free(s->masked);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   free(s);
@@ -928,6 +939,13 @@ struct rt_sched *rt_sched_new(const struct rt_sched_params *p, char *err, size_t
   }
   s->piece_cap = maxp;
   if (!(s->piece = malloc((size_t)maxp))) FAIL("out of memory");
+  for (slm_token t = 0; t < s->n_vocab; t++) s->n_eog += slm_token_is_eog(s->m, t);
+  s->eog = malloc((size_t)(s->n_eog ? s->n_eog : 1) * sizeof *s->eog);
+  s->masked = malloc((size_t)s->n_vocab * sizeof *s->masked);
+  if (!s->eog || !s->masked) FAIL("out of memory");
+  s->n_eog = 0;
+  for (slm_token t = 0; t < s->n_vocab; t++)
+    if (slm_token_is_eog(s->m, t)) s->eog[s->n_eog++] = t;
 
   if (pthread_create(&s->thread, NULL, sched_main, s)) FAIL("could not start the scheduler thread");
   s->thread_ok = true;
@@ -1069,6 +1087,7 @@ int rt_sched_submit(struct rt_sched *s, const struct rt_job_params *p, struct rt
   j->max_tokens = p->max_tokens;
   j->sp = p->sampling;
   j->logprobs = p->logprobs;
+  j->ignore_eos = p->ignore_eos;
   j->n_top = p->logprobs ? p->top_logprobs : 0;
   if (j->n_top > s->n_vocab - 1) j->n_top = s->n_vocab - 1;
   j->prompt = malloc((size_t)p->n_prompt * sizeof *j->prompt);

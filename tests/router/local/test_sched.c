@@ -571,6 +571,21 @@ static void test_eog(void) {
   CHECK(r->len == wl && !memcmp(r->text, want, wl));
   CHECK_EQ_INT(r->bad_deltas, 0);
   res_free(r);
+
+  /* ignore_eos: the EOG token can no longer be sampled, so the same greedy run goes on to
+   * max_tokens; until the EOG step it is the reference, and no EOG token ever comes out */
+  struct res *r2 = res_new();
+  struct rt_job_params jp2 = greedy_params(p, np, nref + 20);
+  jp2.ignore_eos = true;
+  run_one(s, r2, &jp2);
+  CHECK_EQ_INT(r2->fin, RT_FINISH_LENGTH);
+  CHECK_EQ_INT(r2->n_gen, nref + 20);
+  CHECK_EQ_INT(r2->ntok, nref + 20);
+  CHECK(same_tokens(r2->toks, nref - 1, ref, nref - 1));
+  int eogs = 0;
+  for (int i = 0; i < r2->ntok; i++) eogs += slm_token_is_eog(m_tl, r2->toks[i]);
+  CHECK_EQ_INT(eogs, 0);
+  res_free(r2);
   rt_sched_free(s);
 }
 
