@@ -1410,6 +1410,19 @@ static void test_queue_full(void) {
   double deadline = th_now_ms() + 5000;
   while (metric("tiergate_local_active_sequences", "one") != 0 && th_now_ms() < deadline) th_sleep_ms(20);
   CHECK_EQ_INT(metric("tiergate_local_active_sequences", "one"), 0);
+  /* four queue-full answers in a row did not open the breaker (failures: 2): the model was at
+   * capacity, not broken, and the next request is served locally */
+  struct th_resp m;
+  struct th_req rq = {0};
+  gw_req(&rq, "/metrics", &m);
+  CHECK_MSG(m.body && strstr(m.body, "tiergate_breaker_state{deployment=\"one/one\"} 0\n"),
+            "the breaker of one/one opened on queue-full answers");
+  th_resp_free(&m);
+  struct th_resp again;
+  ask("/v1/chat/completions", "one", "Hi", "{\"max_tokens\":5}", &again);
+  CHECK_EQ_INT(again.status, 200);
+  CHECK_STR(hdr(&again, "x-tiergate-route"), "one/one");
+  th_resp_free(&again);
 }
 
 static void test_disconnect(void) {
@@ -1482,8 +1495,8 @@ static char *yaml_a(const char *db) {
       "  lone: {provider: lone}\n"
       "  gpt-4o-mini: {provider: mock}\n"
       "retry: {max_attempts: 1}\n"
-      /* off: queue-full 503s would count as failures of the local deployment (see the report) */
-      "breaker: {failures: 0, error_rate: 0%%}\n"
+      /* on, and quick to open: a local model's own back-pressure (queue full) must not count */
+      "breaker: {failures: 2, error_rate: 0%%, cooldown: 30s}\n"
       "limits: {max_body_bytes: 1MiB, connect_timeout: 2s, first_byte_timeout: 30s, idle_timeout: 30s,\n"
       "         total_timeout: 60s, client_timeout: 5s}\n",
       db, st, THREADS, CTX, qw, THREADS, CTX, st, THREADS, CTX, st, THREADS, CTX, st, THREADS, LONG_CTX,
