@@ -415,19 +415,18 @@ struct rt_gen_reply {
 };
 
 /* An API the local engine can answer in (its surface implements it, api/). Every function writes
- * to OUT; parsers return 0, or an HTTP status (400, 500) with *param (the field, or NULL) and a
- * message in MSG. */
+ * to OUT; parsers return 0, or an HTTP status (400, 500) with the field (or "") and a message in
+ * ERR (struct rt_xerr of xlate.h). */
 enum rt_local_op { RT_LOCAL_GENERATE, RT_LOCAL_COUNT, RT_LOCAL_EMBED };
+struct rt_xerr;
 struct rt_local_api {
   const char *name;            /* for messages */
   const char *id_prefix;       /* of reply ids: "chatcmpl-", "msg_" */
   int busy_status;             /* what this API answers when the model is at capacity (503 /
                                 * Anthropic's 529 overloaded) */
   enum rt_local_op op;
-  int (*parse)(const char *body, size_t n, struct rt_gen *g, const char **param, char *msg,
-               size_t cap);                                   /* GENERATE, COUNT */
-  int (*parse_embed)(const char *body, size_t n, struct rt_embed *e, const char **param,
-                     char *msg, size_t cap);                  /* EMBED */
+  int (*parse)(const char *body, size_t n, struct rt_gen *g, struct rt_xerr *err);  /* GENERATE, COUNT */
+  int (*parse_embed)(const char *body, size_t n, struct rt_embed *e, struct rt_xerr *err);  /* EMBED */
   /* GENERATE, streamed: the first frames (before any text), the text so far, the last frames */
   void (*stream_begin)(const struct rt_gen *g, const struct rt_gen_reply *rp, struct evbuffer *out);
   void (*stream_delta)(const struct rt_gen *g, const struct rt_gen_reply *rp, struct evbuffer *out);

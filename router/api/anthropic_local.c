@@ -23,18 +23,15 @@
 #define ADD_LIT(b, lit) evbuffer_add((b), (lit), sizeof(lit) - 1)
 #define MAX_STOPS 64
 
-static int bad(const char **param, const char *p, char *msg, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int bad(const char **param, const char *p, char *msg, size_t cap, const char *fmt, ...) {
-  /* P may be a key of the parsed body (an unknown top-level field), which the parser frees before
-   * the caller reads *param: keep a copy that outlives it (one request is parsed at a time, on
-   * the loop thread). Pointing into the freed body was a use-after-free on every refused field. */
-  static char copy[128];
-  if (p) snprintf(copy, sizeof copy, "%s", p);
-  *param = p ? copy : NULL;
+/* A 400 with the field P (copied: it may be a key of the parsed body, freed before the caller
+ * reads it) and the message. */
+static int bad(struct rt_xerr *e, const char *p, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(struct rt_xerr *e, const char *p, const char *fmt, ...) {
+  e->status = 400;
+  snprintf(e->param, sizeof e->param, "%s", p ? p : "");
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, cap, fmt, ap);
+  vsnprintf(e->msg, sizeof e->msg, fmt, ap);
   va_end(ap);
   return 400;
 }
@@ -42,27 +39,26 @@ static int bad(const char **param, const char *p, char *msg, size_t cap, const c
 static bool has_nul(const json_t *s) { return strlen(json_string_value(s)) != json_string_length(s); }
 
 /* Text of a content (a string, or text blocks joined); FIELD names it in messages. */
-static int text_of(const json_t *c, const char *field, char **out, const char **param, char *msg,
-                   size_t cap) {
-  static char where[80];
+static int text_of(const json_t *c, const char *field, char **out, struct rt_xerr *e) {
+  char where[80];
   if (json_is_string(c)) {
     if (has_nul(c)) {
       snprintf(where, sizeof where, "%s", field);
-      return bad(param, where, msg, cap, "the text contains a NUL character");
+      return bad(e, where, "the text contains a NUL character");
     }
     *out = strdup(json_string_value(c));
     return *out ? 0 : 500;
   }
   if (!json_is_array(c)) {
     snprintf(where, sizeof where, "%s", field);
-    return bad(param, where, msg, cap, "Input should be a valid string or a list of content blocks");
+    return bad(e, where, "Input should be a valid string or a list of content blocks");
   }
   size_t total = 0;
   for (size_t k = 0; k < json_array_size(c); k++) {
     const json_t *b = json_array_get(c, k);
     const char *type = json_string_value(json_object_get(b, "type"));
     snprintf(where, sizeof where, "%s.%zu", field, k);
-    if (!type) return bad(param, where, msg, cap, "a content block needs a type");
+    if (!type) return bad(e, where, "a content block needs a type");
     if (strcmp(type, "text")) {
       const char *what = !strcmp(type, "image") ? "images"
                        : !strcmp(type, "document") ? "documents"
@@ -70,13 +66,13 @@ static int text_of(const json_t *c, const char *field, char **out, const char **
                        : !strcmp(type, "thinking") || !strcmp(type, "redacted_thinking") ? "thinking blocks"
                        : NULL;
       if (what)
-        return bad(param, where, msg, cap, "%s are not supported by local models (send them to a "
+        return bad(e, where, "%s are not supported by local models (send them to a "
                                            "model that accepts them)", what);
-      return bad(param, where, msg, cap, "unknown content block type '%.40s'", type);
+      return bad(e, where, "unknown content block type '%.40s'", type);
     }
     const json_t *t = json_object_get(b, "text");
-    if (!json_is_string(t)) return bad(param, where, msg, cap, "text: Input should be a valid string");
-    if (has_nul(t)) return bad(param, where, msg, cap, "the text contains a NUL character");
+    if (!json_is_string(t)) return bad(e, where, "text: Input should be a valid string");
+    if (has_nul(t)) return bad(e, where, "the text contains a NUL character");
     total += json_string_length(t);
   }
   char *s = malloc(total + 1);
@@ -96,16 +92,15 @@ static const char *const accepted[] = {"model", "messages", "max_tokens", "syste
                                        "stop_sequences", "temperature", "top_p", "top_k", "stream",
                                        "metadata", "service_tier", NULL};
 
-static int parse(const char *body, size_t len, bool count, struct rt_gen *g, const char **param,
-                 char *msg, size_t cap) {
+static int parse(const char *body, size_t len, bool count, struct rt_gen *g, struct rt_xerr *e) {
   memset(g, 0, sizeof *g);
   g->max_tokens = -1;
   g->temperature = g->top_p = g->min_p = -1;
-  *param = NULL;
+  memset(e, 0, sizeof *e);
   json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
   if (!json_is_object(root)) {
     json_decref(root);
-    return bad(param, NULL, msg, cap, "The request body is not valid JSON.");
+    return bad(e, NULL, "The request body is not valid JSON.");
   }
   int st = 0;
   const char *k;
@@ -123,11 +118,11 @@ static int parse(const char *body, size_t len, bool count, struct rt_gen *g, con
                                           json_string_value(json_object_get(v, "type")) : "", "disabled"))
       continue;
     if (!strcmp(k, "tools") || !strcmp(k, "tool_choice"))
-      st = bad(param, k, msg, cap, "tools are not supported by local models yet");
+      st = bad(e, k, "tools are not supported by local models yet");
     else if (!strcmp(k, "thinking"))
-      st = bad(param, k, msg, cap, "extended thinking is not supported by local models");
+      st = bad(e, k, "extended thinking is not supported by local models");
     else
-      st = bad(param, k, msg, cap, "Extra inputs are not permitted");
+      st = bad(e, k, "Extra inputs are not permitted");
     goto out;
   }
   const json_t *msgs = json_object_get(root, "messages");
@@ -140,7 +135,7 @@ static int parse(const char *body, size_t len, bool count, struct rt_gen *g, con
   }
   if (sys && !json_is_null(sys)) {
     char *t = NULL;
-    if ((st = text_of(sys, "system", &t, param, msg, cap))) goto out;
+    if ((st = text_of(sys, "system", &t, e))) goto out;
     g->msgs[0] = (struct rt_gen_msg){strdup("system"), t};
     g->n_msgs = 1;
     if (!g->msgs[0].role) {
@@ -151,16 +146,16 @@ static int parse(const char *body, size_t len, bool count, struct rt_gen *g, con
   for (size_t i = 0; i < nm; i++) {
     const json_t *m = json_array_get(msgs, i);
     const char *role = json_string_value(json_object_get(m, "role"));
-    static char where[48];
+    char where[48];
     snprintf(where, sizeof where, "messages.%zu.role", i);
     if (!role || (strcmp(role, "user") && strcmp(role, "assistant"))) {
-      st = bad(param, where, msg, cap, "Input should be 'user' or 'assistant'");
+      st = bad(e, where, "Input should be 'user' or 'assistant'");
       goto out;
     }
     char field[48];
     snprintf(field, sizeof field, "messages.%zu.content", i);
     char *t = NULL;
-    if ((st = text_of(json_object_get(m, "content"), field, &t, param, msg, cap))) goto out;
+    if ((st = text_of(json_object_get(m, "content"), field, &t, e))) goto out;
     g->msgs[g->n_msgs] = (struct rt_gen_msg){strdup(role), t};
     if (!g->msgs[g->n_msgs++].role) {
       st = 500;
@@ -170,7 +165,7 @@ static int parse(const char *body, size_t len, bool count, struct rt_gen *g, con
   const json_t *mt = json_object_get(root, "max_tokens");
   if (!count) {
     if (!json_is_integer(mt) || json_integer_value(mt) < 1 || json_integer_value(mt) > INT32_MAX) {
-      st = bad(param, "max_tokens", msg, cap, mt ? "Input should be a valid integer of at least 1"
+      st = bad(e, "max_tokens", mt ? "Input should be a valid integer of at least 1"
                                                  : "Field required");
       goto out;
     }
@@ -179,28 +174,28 @@ static int parse(const char *body, size_t len, bool count, struct rt_gen *g, con
   const json_t *x;
   if ((x = json_object_get(root, "temperature")) && !json_is_null(x)) {
     if (!json_is_number(x) || json_number_value(x) < 0 || json_number_value(x) > 1) {
-      st = bad(param, "temperature", msg, cap, "Input should be a number between 0 and 1");
+      st = bad(e, "temperature", "Input should be a number between 0 and 1");
       goto out;
     }
     g->temperature = json_number_value(x);
   }
   if ((x = json_object_get(root, "top_p")) && !json_is_null(x)) {
     if (!json_is_number(x) || json_number_value(x) < 0 || json_number_value(x) > 1) {
-      st = bad(param, "top_p", msg, cap, "Input should be a number between 0 and 1");
+      st = bad(e, "top_p", "Input should be a number between 0 and 1");
       goto out;
     }
     g->top_p = json_number_value(x);
   }
   if ((x = json_object_get(root, "top_k")) && !json_is_null(x)) {
     if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > (1 << 20)) {
-      st = bad(param, "top_k", msg, cap, "Input should be a non-negative integer");
+      st = bad(e, "top_k", "Input should be a non-negative integer");
       goto out;
     }
     g->top_k = (int32_t)json_integer_value(x);
   }
   if ((x = json_object_get(root, "stream")) && !json_is_null(x)) {
     if (!json_is_boolean(x)) {
-      st = bad(param, "stream", msg, cap, "Input should be a valid boolean");
+      st = bad(e, "stream", "Input should be a valid boolean");
       goto out;
     }
     g->stream = !count && json_is_true(x);
@@ -208,7 +203,7 @@ static int parse(const char *body, size_t len, bool count, struct rt_gen *g, con
   g->include_usage = true;   /* Anthropic streams always carry usage */
   if ((x = json_object_get(root, "stop_sequences")) && !json_is_null(x)) {
     if (!json_is_array(x) || json_array_size(x) > MAX_STOPS) {
-      st = bad(param, "stop_sequences", msg, cap, "Input should be a list of at most %d strings",
+      st = bad(e, "stop_sequences", "Input should be a list of at most %d strings",
                MAX_STOPS);
       goto out;
     }
@@ -220,9 +215,9 @@ static int parse(const char *body, size_t len, bool count, struct rt_gen *g, con
     for (size_t i = 0; i < json_array_size(x); i++) {
       const json_t *s = json_array_get(x, i);
       if (!json_is_string(s) || !json_string_length(s) || has_nul(s)) {
-        static char where[40];
+        char where[40];
         snprintf(where, sizeof where, "stop_sequences.%zu", i);
-        st = bad(param, where, msg, cap, "Input should be a non-empty string");
+        st = bad(e, where, "Input should be a non-empty string");
         goto out;
       }
       if (!(g->stops[g->n_stops++] = strdup(json_string_value(s)))) {
@@ -233,19 +228,20 @@ static int parse(const char *body, size_t len, bool count, struct rt_gen *g, con
   }
 out:
   json_decref(root);
-  if (st == 500) snprintf(msg, cap, "out of memory");
+  if (st == 500) {
+    e->status = 500;
+    snprintf(e->msg, sizeof e->msg, "out of memory");
+  }
   if (st) rt_gen_free(g);
   return st;
 }
 
-static int parse_messages(const char *body, size_t len, struct rt_gen *g, const char **param,
-                          char *msg, size_t cap) {
-  return parse(body, len, false, g, param, msg, cap);
+static int parse_messages(const char *body, size_t len, struct rt_gen *g, struct rt_xerr *e) {
+  return parse(body, len, false, g, e);
 }
 
-static int parse_count(const char *body, size_t len, struct rt_gen *g, const char **param,
-                       char *msg, size_t cap) {
-  return parse(body, len, true, g, param, msg, cap);
+static int parse_count(const char *body, size_t len, struct rt_gen *g, struct rt_xerr *e) {
+  return parse(body, len, true, g, e);
 }
 
 /* ------------------------------------------------------------------ rendering */

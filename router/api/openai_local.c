@@ -45,53 +45,49 @@ void rt_embed_free(struct rt_embed *e) {
   memset(e, 0, sizeof *e);
 }
 
-static int bad(const char **param, const char *p, char *msg, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int bad(const char **param, const char *p, char *msg, size_t cap, const char *fmt, ...) {
-  /* P may be a key of the parsed body (an unknown top-level field), which the parser frees before
-   * the caller reads *param: keep a copy that outlives it (one request is parsed at a time, on
-   * the loop thread). Pointing into the freed body was a use-after-free on every refused field. */
-  static char copy[128];
-  if (p) snprintf(copy, sizeof copy, "%s", p);
-  *param = p ? copy : NULL;
+/* A 400 with the field P (copied: it may be a key of the parsed body, freed before the caller
+ * reads it) and the message. */
+static int bad(struct rt_xerr *e, const char *p, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(struct rt_xerr *e, const char *p, const char *fmt, ...) {
+  e->status = 400;
+  snprintf(e->param, sizeof e->param, "%s", p ? p : "");
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, cap, fmt, ap);
+  vsnprintf(e->msg, sizeof e->msg, fmt, ap);
   va_end(ap);
   return 400;
 }
 
 /* A number in [LO, HI] (or null: absent, *out unchanged). */
 static int num_in(const json_t *v, const char *name, double lo, double hi, double *out,
-                  const char **param, char *msg, size_t cap) {
+                  struct rt_xerr *e) {
   if (!v || json_is_null(v)) return 0;
   if (!json_is_number(v))
-    return bad(param, name, msg, cap, "Invalid type for '%s': expected a number.", name);
+    return bad(e, name, "Invalid type for '%s': expected a number.", name);
   double x = json_number_value(v);
   if (!(x >= lo && x <= hi))
-    return bad(param, name, msg, cap, "Invalid '%s': %g is out of range (%g to %g).", name, x, lo, hi);
+    return bad(e, name, "Invalid '%s': %g is out of range (%g to %g).", name, x, lo, hi);
   *out = x;
   return 0;
 }
 
 static int int_in(const json_t *v, const char *name, int64_t lo, int64_t hi, int64_t *out,
-                  const char **param, char *msg, size_t cap) {
+                  struct rt_xerr *e) {
   if (!v || json_is_null(v)) return 0;
   if (!json_is_integer(v))
-    return bad(param, name, msg, cap, "Invalid type for '%s': expected an integer.", name);
+    return bad(e, name, "Invalid type for '%s': expected an integer.", name);
   json_int_t x = json_integer_value(v);
   if (x < lo || x > hi)
-    return bad(param, name, msg, cap, "Invalid '%s': %lld is out of range (%lld to %lld).", name,
+    return bad(e, name, "Invalid '%s': %lld is out of range (%lld to %lld).", name,
                (long long)x, (long long)lo, (long long)hi);
   *out = x;
   return 0;
 }
 
-static int bool_of(const json_t *v, const char *name, bool *out, const char **param, char *msg,
-                   size_t cap) {
+static int bool_of(const json_t *v, const char *name, bool *out, struct rt_xerr *e) {
   if (!v || json_is_null(v)) return 0;
   if (!json_is_boolean(v))
-    return bad(param, name, msg, cap, "Invalid type for '%s': expected a boolean.", name);
+    return bad(e, name, "Invalid type for '%s': expected a boolean.", name);
   *out = json_is_true(v);
   return 0;
 }
@@ -100,23 +96,22 @@ static int bool_of(const json_t *v, const char *name, bool *out, const char **pa
 static bool has_nul(const json_t *s) { return strlen(json_string_value(s)) != json_string_length(s); }
 
 /* A message's content as one text: a string, or an array of text parts (joined). */
-static int content_text(const json_t *c, size_t i, bool allow_null, char **out, const char **param,
-                        char *msg, size_t cap) {
-  static char where[64];
+static int content_text(const json_t *c, size_t i, bool allow_null, char **out, struct rt_xerr *e) {
+  char where[64];
   snprintf(where, sizeof where, "messages[%zu].content", i);
   if (!c || json_is_null(c)) {
-    if (!allow_null) return bad(param, where, msg, cap, "Missing required parameter: '%s'.", where);
+    if (!allow_null) return bad(e, where, "Missing required parameter: '%s'.", where);
     *out = strdup("");
     return *out ? 0 : 500;
   }
   if (json_is_string(c)) {
     if (has_nul(c))
-      return bad(param, where, msg, cap, "Invalid '%s': the text contains a NUL character.", where);
+      return bad(e, where, "Invalid '%s': the text contains a NUL character.", where);
     *out = strdup(json_string_value(c));
     return *out ? 0 : 500;
   }
   if (!json_is_array(c))
-    return bad(param, where, msg, cap, "Invalid type for '%s': expected a string or an array of "
+    return bad(e, where, "Invalid type for '%s': expected a string or an array of "
                                        "content parts.", where);
   size_t total = 0;
   for (size_t k = 0; k < json_array_size(c); k++) {
@@ -124,23 +119,23 @@ static int content_text(const json_t *c, size_t i, bool allow_null, char **out, 
     const char *type = json_string_value(json_object_get(part, "type"));
     snprintf(where, sizeof where, "messages[%zu].content[%zu]", i, k);
     if (!json_is_object(part) || !type)
-      return bad(param, where, msg, cap, "Invalid '%s': expected a content part object with a "
+      return bad(e, where, "Invalid '%s': expected a content part object with a "
                                          "type.", where);
     if (strcmp(type, "text")) {
       const char *what = !strcmp(type, "image_url") ? "images"
                        : !strcmp(type, "input_audio") ? "audio"
                        : !strcmp(type, "file") ? "files" : NULL;
       if (what)
-        return bad(param, where, msg, cap, "Invalid '%s': %s are not supported by local models "
+        return bad(e, where, "Invalid '%s': %s are not supported by local models "
                                            "(send them to a model that accepts them).", where, what);
-      return bad(param, where, msg, cap, "Invalid '%s': unknown content part type '%.40s'.", where,
+      return bad(e, where, "Invalid '%s': unknown content part type '%.40s'.", where,
                  type);
     }
     const json_t *t = json_object_get(part, "text");
     if (!json_is_string(t))
-      return bad(param, where, msg, cap, "Invalid '%s.text': expected a string.", where);
+      return bad(e, where, "Invalid '%s.text': expected a string.", where);
     if (has_nul(t))
-      return bad(param, where, msg, cap, "Invalid '%s.text': the text contains a NUL character.",
+      return bad(e, where, "Invalid '%s.text': the text contains a NUL character.",
                  where);
     total += json_string_length(t);
   }
@@ -203,17 +198,16 @@ static const char *refused(const char *k, const json_t *v) {
   return "";
 }
 
-static int parse_chat(const char *body, size_t len, struct rt_gen *g, const char **param,
-                      char *msg, size_t cap) {
+static int parse_chat(const char *body, size_t len, struct rt_gen *g, struct rt_xerr *e) {
   memset(g, 0, sizeof *g);
   g->max_tokens = -1;
   g->temperature = g->top_p = g->min_p = -1;
-  *param = NULL;
+  memset(e, 0, sizeof *e);
   json_error_t je;
   json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
   if (!json_is_object(root)) {
     json_decref(root);
-    return bad(param, NULL, msg, cap, "We could not parse the JSON body of your request.");
+    return bad(e, NULL, "We could not parse the JSON body of your request.");
   }
   int st = 0;
   const char *k;
@@ -222,8 +216,8 @@ static int parse_chat(const char *body, size_t len, struct rt_gen *g, const char
     if (in_list(honoured, k) || in_list(informational, k)) continue;
     const char *why = refused(k, v);
     if (!why) continue;
-    if (*why) st = bad(param, k, msg, cap, "Invalid '%s': %s.", k, why);
-    else st = bad(param, k, msg, cap, "Unrecognized request argument supplied: %s", k);
+    if (*why) st = bad(e, k, "Invalid '%s': %s.", k, why);
+    else st = bad(e, k, "Unrecognized request argument supplied: %s", k);
     goto out;
   }
   const json_t *msgs = json_object_get(root, "messages");
@@ -235,11 +229,11 @@ static int parse_chat(const char *body, size_t len, struct rt_gen *g, const char
   }
   for (size_t i = 0; i < nm; i++) {
     const json_t *m = json_array_get(msgs, i);
-    static char where[48];
+    char where[48];
     snprintf(where, sizeof where, "messages[%zu].role", i);
     const char *role = json_string_value(json_object_get(m, "role"));
     if (!role) {
-      st = bad(param, where, msg, cap, json_object_get(m, "role") ? "Invalid type for '%s': expected a string."
+      st = bad(e, where, json_object_get(m, "role") ? "Invalid type for '%s': expected a string."
                                                                   : "Missing required parameter: '%s'.", where);
       goto out;
     }
@@ -248,24 +242,23 @@ static int parse_chat(const char *body, size_t len, struct rt_gen *g, const char
     else if (!strcmp(role, "user")) as = "user";
     else if (!strcmp(role, "assistant")) as = "assistant";
     else if (!strcmp(role, "tool") || !strcmp(role, "function")) {
-      st = bad(param, where, msg, cap, "Invalid '%s': '%s' messages are not supported by local "
+      st = bad(e, where, "Invalid '%s': '%s' messages are not supported by local "
                                        "models yet (they have no tools).", where, role);
       goto out;
     } else {
-      st = bad(param, where, msg, cap, "Invalid value for '%s': '%.40s'. Supported values are: "
+      st = bad(e, where, "Invalid value for '%s': '%.40s'. Supported values are: "
                                        "'system', 'developer', 'user' and 'assistant'.", where, role);
       goto out;
     }
     const json_t *tc = json_object_get(m, "tool_calls");
     if (tc && !json_is_null(tc) && !(json_is_array(tc) && json_array_size(tc) == 0)) {
       snprintf(where, sizeof where, "messages[%zu].tool_calls", i);
-      st = bad(param, where, msg, cap, "Invalid '%s': tool calls are not supported by local "
+      st = bad(e, where, "Invalid '%s': tool calls are not supported by local "
                                        "models yet.", where);
       goto out;
     }
     char *text = NULL;
-    if ((st = content_text(json_object_get(m, "content"), i, !strcmp(as, "assistant"), &text,
-                           param, msg, cap)))
+    if ((st = content_text(json_object_get(m, "content"), i, !strcmp(as, "assistant"), &text, e)))
       goto out;
     g->msgs[g->n_msgs].role = strdup(as);
     g->msgs[g->n_msgs].content = text;
@@ -277,46 +270,44 @@ static int parse_chat(const char *body, size_t len, struct rt_gen *g, const char
   }
   int64_t x = -1;
   if ((st = int_in(json_object_get(root, "max_completion_tokens"), "max_completion_tokens", 1,
-                   INT32_MAX, &x, param, msg, cap)))
+                   INT32_MAX, &x, e)))
     goto out;
-  if (x < 0 && (st = int_in(json_object_get(root, "max_tokens"), "max_tokens", 1, INT32_MAX, &x,
-                            param, msg, cap)))
+  if (x < 0 && (st = int_in(json_object_get(root, "max_tokens"), "max_tokens", 1, INT32_MAX, &x, e)))
     goto out;
   g->max_tokens = x > 0 ? (int32_t)x : -1;
-  if ((st = num_in(json_object_get(root, "temperature"), "temperature", 0, 2, &g->temperature,
-                   param, msg, cap)) ||
-      (st = num_in(json_object_get(root, "top_p"), "top_p", 0, 1, &g->top_p, param, msg, cap)) ||
-      (st = num_in(json_object_get(root, "min_p"), "min_p", 0, 1, &g->min_p, param, msg, cap)) ||
+  if ((st = num_in(json_object_get(root, "temperature"), "temperature", 0, 2, &g->temperature, e)) ||
+      (st = num_in(json_object_get(root, "top_p"), "top_p", 0, 1, &g->top_p, e)) ||
+      (st = num_in(json_object_get(root, "min_p"), "min_p", 0, 1, &g->min_p, e)) ||
       (st = num_in(json_object_get(root, "frequency_penalty"), "frequency_penalty", -2, 2,
-                   &g->frequency_penalty, param, msg, cap)) ||
+                   &g->frequency_penalty, e)) ||
       (st = num_in(json_object_get(root, "presence_penalty"), "presence_penalty", -2, 2,
-                   &g->presence_penalty, param, msg, cap)) ||
+                   &g->presence_penalty, e)) ||
       (st = num_in(json_object_get(root, "repetition_penalty"), "repetition_penalty", 0.01, 10,
-                   &g->repetition_penalty, param, msg, cap)))
+                   &g->repetition_penalty, e)))
     goto out;
   int64_t topk = 0, seed = 0, n = 1, tlp = 0;
-  if ((st = int_in(json_object_get(root, "top_k"), "top_k", 0, 1 << 20, &topk, param, msg, cap)))
+  if ((st = int_in(json_object_get(root, "top_k"), "top_k", 0, 1 << 20, &topk, e)))
     goto out;
   g->top_k = (int32_t)topk;
   const json_t *sv = json_object_get(root, "seed");
   if (sv && !json_is_null(sv)) {
-    if ((st = int_in(sv, "seed", INT64_MIN, INT64_MAX, &seed, param, msg, cap))) goto out;
+    if ((st = int_in(sv, "seed", INT64_MIN, INT64_MAX, &seed, e))) goto out;
     g->has_seed = true;
     g->seed = (uint64_t)seed;
   }
-  if ((st = int_in(json_object_get(root, "n"), "n", 1, 128, &n, param, msg, cap))) goto out;
+  if ((st = int_in(json_object_get(root, "n"), "n", 1, 128, &n, e))) goto out;
   if (n > 1) {
-    st = bad(param, "n", msg, cap, "Invalid 'n': local models generate one choice per request "
+    st = bad(e, "n", "Invalid 'n': local models generate one choice per request "
                                    "(n must be 1).");
     goto out;
   }
-  if ((st = bool_of(json_object_get(root, "logprobs"), "logprobs", &g->logprobs, param, msg, cap)) ||
-      (st = int_in(json_object_get(root, "top_logprobs"), "top_logprobs", 0, 20, &tlp, param, msg, cap)) ||
-      (st = bool_of(json_object_get(root, "ignore_eos"), "ignore_eos", &g->ignore_eos, param, msg, cap)) ||
-      (st = bool_of(json_object_get(root, "stream"), "stream", &g->stream, param, msg, cap)))
+  if ((st = bool_of(json_object_get(root, "logprobs"), "logprobs", &g->logprobs, e)) ||
+      (st = int_in(json_object_get(root, "top_logprobs"), "top_logprobs", 0, 20, &tlp, e)) ||
+      (st = bool_of(json_object_get(root, "ignore_eos"), "ignore_eos", &g->ignore_eos, e)) ||
+      (st = bool_of(json_object_get(root, "stream"), "stream", &g->stream, e)))
     goto out;
   if (tlp > 0 && !g->logprobs) {
-    st = bad(param, "top_logprobs", msg, cap, "Invalid 'top_logprobs': logprobs must be set to "
+    st = bad(e, "top_logprobs", "Invalid 'top_logprobs': logprobs must be set to "
                                               "true when top_logprobs is used.");
     goto out;
   }
@@ -327,7 +318,7 @@ static int parse_chat(const char *body, size_t len, struct rt_gen *g, const char
   if (stop && !json_is_null(stop)) {
     size_t ns = json_is_string(stop) ? 1 : json_is_array(stop) ? json_array_size(stop) : (size_t)-1;
     if (ns == (size_t)-1 || ns > MAX_STOPS) {
-      st = bad(param, "stop", msg, cap, ns == (size_t)-1 ? "Invalid type for 'stop': expected a "
+      st = bad(e, "stop", ns == (size_t)-1 ? "Invalid type for 'stop': expected a "
                                                            "string or an array of strings."
                                                          : "Invalid 'stop': at most 4 stop sequences.");
       goto out;
@@ -340,7 +331,7 @@ static int parse_chat(const char *body, size_t len, struct rt_gen *g, const char
     for (size_t i = 0; i < ns; i++) {
       const json_t *s = json_is_string(stop) ? stop : json_array_get(stop, i);
       if (!json_is_string(s) || json_string_length(s) == 0 || has_nul(s)) {
-        st = bad(param, "stop", msg, cap, "Invalid 'stop[%zu]': expected a non-empty string.", i);
+        st = bad(e, "stop", "Invalid 'stop[%zu]': expected a non-empty string.", i);
         goto out;
       }
       if (!(g->stops[g->n_stops++] = strdup(json_string_value(s)))) {
@@ -351,7 +342,10 @@ static int parse_chat(const char *body, size_t len, struct rt_gen *g, const char
   }
 out:
   json_decref(root);
-  if (st == 500) snprintf(msg, cap, "out of memory");
+  if (st == 500) {
+    e->status = 500;
+    snprintf(e->msg, sizeof e->msg, "out of memory");
+  }
   if (st) rt_gen_free(g);
   return st;
 }
@@ -537,14 +531,13 @@ const struct rt_local_api rt_openai_local_chat = {
 
 /* ------------------------------------------------------------------ embeddings */
 
-static int parse_embed(const char *body, size_t len, struct rt_embed *e, const char **param,
-                       char *msg, size_t cap) {
+static int parse_embed(const char *body, size_t len, struct rt_embed *e, struct rt_xerr *err) {
   memset(e, 0, sizeof *e);
-  *param = NULL;
+  memset(err, 0, sizeof *err);
   json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
   if (!json_is_object(root)) {
     json_decref(root);
-    return bad(param, NULL, msg, cap, "We could not parse the JSON body of your request.");
+    return bad(err, NULL, "We could not parse the JSON body of your request.");
   }
   int st = 0;
   const char *k;
@@ -553,27 +546,26 @@ static int parse_embed(const char *body, size_t len, struct rt_embed *e, const c
     if (!strcmp(k, "model") || !strcmp(k, "input") || !strcmp(k, "encoding_format") ||
         !strcmp(k, "dimensions") || !strcmp(k, "user"))
       continue;
-    st = bad(param, k, msg, cap, "Unrecognized request argument supplied: %s", k);
+    st = bad(err, k, "Unrecognized request argument supplied: %s", k);
     goto out;
   }
   const json_t *fmt = json_object_get(root, "encoding_format");
   if (fmt && !json_is_null(fmt)) {
     const char *f = json_string_value(fmt);
     if (!f || (strcmp(f, "float") && strcmp(f, "base64"))) {
-      st = bad(param, "encoding_format", msg, cap, "Invalid 'encoding_format': expected 'float' or "
+      st = bad(err, "encoding_format", "Invalid 'encoding_format': expected 'float' or "
                                                    "'base64'.");
       goto out;
     }
     e->base64 = !strcmp(f, "base64");
   }
   int64_t dims = 0;
-  if ((st = int_in(json_object_get(root, "dimensions"), "dimensions", 1, 1 << 16, &dims, param,
-                   msg, cap)))
+  if ((st = int_in(json_object_get(root, "dimensions"), "dimensions", 1, 1 << 16, &dims, err)))
     goto out;
   e->dimensions = (int32_t)dims;
   const json_t *in = json_object_get(root, "input");
   if (!in || json_is_null(in)) {
-    st = bad(param, "input", msg, cap, "Missing required parameter: 'input'.");
+    st = bad(err, "input", "Missing required parameter: 'input'.");
     goto out;
   }
   /* one text, one token array, or a list of either */
@@ -581,12 +573,12 @@ static int parse_embed(const char *body, size_t len, struct rt_embed *e, const c
              (json_is_array(in) && json_array_size(in) && json_is_integer(json_array_get(in, 0)));
   size_t n = one ? 1 : json_is_array(in) ? json_array_size(in) : 0;
   if (!json_is_string(in) && !json_is_array(in)) {
-    st = bad(param, "input", msg, cap, "Invalid type for 'input': expected a string, an array of "
+    st = bad(err, "input", "Invalid type for 'input': expected a string, an array of "
                                        "strings, or token arrays.");
     goto out;
   }
   if (n == 0 || n > MAX_EMBED_INPUTS) {
-    st = bad(param, "input", msg, cap, n ? "Invalid 'input': at most %d inputs per request."
+    st = bad(err, "input", n ? "Invalid 'input': at most %d inputs per request."
                                          : "Invalid 'input': empty.", MAX_EMBED_INPUTS);
     goto out;
   }
@@ -600,7 +592,7 @@ static int parse_embed(const char *body, size_t len, struct rt_embed *e, const c
     struct rt_embed_in *ei = &e->in[e->n_in++];
     if (json_is_string(x)) {
       if (json_string_length(x) == 0 || has_nul(x)) {
-        st = bad(param, "input", msg, cap, "Invalid 'input[%zu]': expected a non-empty string.", i);
+        st = bad(err, "input", "Invalid 'input[%zu]': expected a non-empty string.", i);
         goto out;
       }
       ei->text = strdup(json_string_value(x));
@@ -620,21 +612,24 @@ static int parse_embed(const char *body, size_t len, struct rt_embed *e, const c
         const json_t *tok = json_array_get(x, t);
         if (!json_is_integer(tok) || json_integer_value(tok) < 0 ||
             json_integer_value(tok) > INT32_MAX) {
-          st = bad(param, "input", msg, cap, "Invalid 'input[%zu][%zu]': expected a token id "
+          st = bad(err, "input", "Invalid 'input[%zu][%zu]': expected a token id "
                                              "(a non-negative integer).", i, t);
           goto out;
         }
         ei->tokens[t] = (int32_t)json_integer_value(tok);
       }
     } else {
-      st = bad(param, "input", msg, cap, "Invalid 'input[%zu]': expected a non-empty string or "
+      st = bad(err, "input", "Invalid 'input[%zu]': expected a non-empty string or "
                                          "token array.", i);
       goto out;
     }
   }
 out:
   json_decref(root);
-  if (st == 500) snprintf(msg, cap, "out of memory");
+  if (st == 500) {
+    err->status = 500;
+    snprintf(err->msg, sizeof err->msg, "out of memory");
+  }
   if (st) rt_embed_free(e);
   return st;
 }

@@ -36,6 +36,7 @@
 
 #include "router/internal.h"
 #include "router/local/sched.h"
+#include "router/xlate/xlate.h"
 #include "slm/slm.h"
 #include "slm/vocab.h"
 
@@ -738,12 +739,12 @@ struct rt_local_call *rt_local_start(struct rt_local *l, const struct rt_local_a
   snprintf(c->id, sizeof c->id, "%s%016" PRIx64 "%08" PRIx64, api->id_prefix, a, b >> 32);
   c->state = C_PENDING;
 
-  const char *param = NULL;
-  char msg[400];
-  int st = api->op == RT_LOCAL_EMBED ? api->parse_embed(body, n, &c->e, &param, msg, sizeof msg)
-                                     : api->parse(body, n, &c->g, &param, msg, sizeof msg);
+  struct rt_xerr xe;
+  int st = api->op == RT_LOCAL_EMBED ? api->parse_embed(body, n, &c->e, &xe)
+                                     : api->parse(body, n, &c->g, &xe);
   if (st) {
-    set_reply(c, st, st == 400 ? "invalid_request_error" : "server_error", NULL, param, "%s", msg);
+    set_reply(c, st, st == 400 ? "invalid_request_error" : "server_error", NULL,
+              xe.param[0] ? xe.param : NULL, "%s", xe.msg);
   } else if (api->op == RT_LOCAL_EMBED) {
     start_embed(c);
   } else {
