@@ -4,6 +4,7 @@
  *
  *   build-rel/tests/bench/bench_sched -m FILE [-t THREADS] [-n GEN] [-s N,N,...] [-p TTFT_PROMPT]
  *                                     [-b BACKGROUND] [-r REPS] [--prompt N] [--chunk N] [--sweep]
+ *                                     [--no-ttft | --ttft-only]
  *
  * Decode: N jobs (-s, default 1,4,8,16) of a --prompt-token random prompt (default 8) submitted
  * at once, each generating GEN tokens (default 64, greedy). Reported: aggregate decode tokens/s =
@@ -173,7 +174,7 @@ int main(int argc, char **argv) {
   const char *path = NULL;
   int threads = 2, gen = 64, reps = 3, ttft_prompt = 64, bg = 7, prompt = 8, chunk = 0;
   int streams[16] = {1, 4, 8, 16}, n_streams = 4;
-  bool do_sweep = false;
+  bool do_sweep = false, do_decode = true, do_ttft = true;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-m") && v) path = argv[++i];
@@ -185,6 +186,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--prompt") && v) prompt = atoi(argv[++i]);
     else if (!strcmp(a, "--chunk") && v) chunk = atoi(argv[++i]);
     else if (!strcmp(a, "--sweep")) do_sweep = true;
+    else if (!strcmp(a, "--no-ttft")) do_ttft = false;
+    else if (!strcmp(a, "--ttft-only")) do_decode = false;
     else if (!strcmp(a, "-s") && v) {
       n_streams = 0;
       for (char *p = argv[++i]; *p && n_streams < 16;) {
@@ -193,7 +196,7 @@ int main(int argc, char **argv) {
       }
     } else {
       fprintf(stderr, "usage: bench_sched -m FILE [-t N] [-n GEN] [-s N,...] [-p N] [-b N] [-r N] "
-                      "[--prompt N] [--chunk N] [--sweep]\n");
+                      "[--prompt N] [--chunk N] [--sweep] [--no-ttft|--ttft-only]\n");
       return 2;
     }
   }
@@ -239,7 +242,8 @@ int main(int argc, char **argv) {
   wait_all(jobs, 1);
   rt_job_release(jobs[0].j);
 
-  printf("\n| streams | aggregate decode tok/s | per stream tok/s | step ms | tokens/step | "
+  if (!do_decode) n_streams = 0;
+  else printf("\n| streams | aggregate decode tok/s | per stream tok/s | step ms | tokens/step | "
          "end-to-end tok/s |\n|---|---|---|---|---|---|\n");
   double agg1 = 0, agg8 = 0;
   for (int si = 0; si < n_streams; si++) {
@@ -279,6 +283,7 @@ int main(int argc, char **argv) {
   }
   if (agg1 > 0 && agg8 > 0) printf("\naggregate at 8 streams / 1 stream: %.2fx\n", agg8 / agg1);
 
+  if (!do_ttft) goto out;
   /* TTFT alone, then among BG decoding streams */
   double alone[64], alone_w[64], busy[64], busy_w[64];
   int nr = reps < 64 ? reps : 64;
@@ -328,6 +333,7 @@ int main(int argc, char **argv) {
          "ratio: %.2fx%s\n",
          ttft_prompt, nr, ma, median(alone_w, nr), bg, mb, median(busy_w, nr), mb / ma,
          bg_done ? " (some background streams ended early: rerun with fewer reps)" : "");
+out:
   rt_sched_free(s);
   free(jobs);
   slm_model_free(m);
