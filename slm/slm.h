@@ -238,10 +238,199 @@ uint64_t slm_model_size_bytes(const struct slm_model *m);  /* bytes of the tenso
  * "[array of N]"). Returns 0, or -ENOENT (BUF "") if the key is absent. */
 int slm_model_meta(const struct slm_model *m, const char *key, char *buf, size_t cap);
 
+/* ---------------------------------------------------------------- constrained decoding */
+
+/*
+ * Structured output: a constraint compiled once from a JSON Schema, a regular expression or a
+ * list of literal choices; per sequence a small matcher that says which tokens may come next and
+ * advances on the chosen one. The generated text (the concatenation of the tokens' pieces, see
+ * slm_token_to_piece with render_special false) is always in the constraint's language.
+ *
+ * Objects, lifetimes and threads
+ *   struct slm_vocab_index   a model's token tables (a byte trie of every token), built once per
+ *                            model (~0.1 s for a 150k vocabulary) and immutable: share it.
+ *                            Needs the model only while it is built.
+ *   struct slm_constraint    the compiled constraint, bound to one vocab index (which must
+ *                            outlive it). Immutable apart from an internal mask cache filled
+ *                            with atomic operations: any number of matchers on any threads may
+ *                            use one constraint at once. Reference counted
+ *                            (slm_constraint_ref / slm_constraint_free).
+ *   struct slm_matcher       one sequence's position in the constraint (a few KiB); one thread
+ *                            at a time. Holds a reference to its constraint.
+ *   struct slm_constraint_cache   thread-safe map from (kind, text, params) to compiled
+ *                            constraints, for servers that see the same schema many times.
+ * The mask is n_vocab bits: bit t is word t / 32, bit t % 32. End-of-generation tokens are
+ * allowed exactly when the text may end; control tokens never are.
+ *
+ * JSON Schema support (drafts 4, 6, 7, 2019-09, 2020-12 as found in the wild): type (and
+ * lists), enum, const, properties, required, additionalProperties, patternProperties,
+ * propertyNames, min/maxProperties, dependentRequired, dependentSchemas, dependencies, items
+ * (schema or tuple), prefixItems, additionalItems, min/maxItems, contains, minContains,
+ * min/maxLength, pattern (ECMA-262 subset: no backreferences or lookaround), format
+ * (date-time, date, time per RFC 3339 with real month lengths; uuid, email, hostname, uri,
+ * ipv4, ipv6, json-pointer; non-standard names are ignored as validators do), minimum,
+ * maximum, exclusiveMinimum/Maximum (draft 4 booleans too), multipleOf
+ * (integers), allOf, anyOf, oneOf, not, if/then/else, $ref / $defs / definitions (JSON
+ * pointers, $id and $anchor in the document, recursion up to max_depth), boolean schemas.
+ * Annotations (title, description, default, examples, $comment, ...) are ignored.
+ * Meaning: properties are expected in the order the schema lists them (required ones
+ * included; optional ones may be left out), then any other allowed properties. A schema is
+ * either compiled with its full meaning or refused: an instance the schema rejects is never
+ * accepted. Where validators disagree (format as annotation or assertion, draft 4 integers,
+ * regex dialects, float rounding) only what all of them accept is accepted. Numbers under a
+ * bound or multipleOf are written without an exponent (and a fraction of at most 15
+ * significant digits); unconstrained numbers take any JSON form. Refused (strict mode):
+ * uniqueItems (unless maxItems <= 1), unevaluated*, $dynamicRef, non-integer multipleOf,
+ * external $refs, regex constructs above, the formats duration, iri, uri-reference,
+ * uri-template, regex, idn-*; schemas whose automata would exceed params.max_states. A
+ * maxLength above 1000 (or one that would multiply a pattern's automaton past ~10k states) is
+ * lowered: longer strings are refused, never wrongly accepted. params.relaxed instead ignores
+ * such keywords
+ * (listed by slm_constraint_relaxed_keywords) and then may accept what they would reject.
+ * "nullable": true (OpenAPI) adds null only with params.openapi_nullable.
+ *
+ * Regular expressions match the whole text (Python's re.fullmatch); choices are literal texts.
+ *
+ * Example
+ *   struct slm_vocab_index *vi = slm_vocab_index_new(model);          // once per model
+ *   struct slm_constraint_params cp = slm_constraint_default_params();
+ *   cp.whitespace = SLM_JSON_WS_COMPACT;                               // for generation
+ *   struct slm_constraint_error ce;
+ *   struct slm_constraint *c = slm_constraint_new(vi, SLM_CONSTRAINT_JSON_SCHEMA, schema,
+ *                                                 strlen(schema), &cp, &ce);
+ *   if (!c) { printf("unsupported: %s at %s (%s)\n", ce.keyword, ce.pointer, ce.message); ... }
+ *   struct slm_matcher *mt = slm_matcher_new(c);                      // per request
+ *   slm_matcher_set_budget(mt, max_tokens);                          // finish in time
+ *   for (int i = 0; i < max_tokens; i++) {
+ *     slm_token t = slm_sampler_sample_constrained(smp, logits, mt, NULL);
+ *     if (t < 0 || slm_token_is_eog(model, t)) break;
+ *     slm_matcher_accept_token(mt, t);                                // then decode t ...
+ *     if (slm_matcher_is_done(mt)) break;
+ *   }
+ *   slm_matcher_free(mt); slm_constraint_free(c); ... slm_vocab_index_free(vi);
+ */
+struct slm_vocab_index;
+struct slm_constraint;
+struct slm_matcher;
+struct slm_constraint_cache;
+
+/* Builds M's token tables. Returns NULL when memory is short. */
+struct slm_vocab_index *slm_vocab_index_new(const struct slm_model *m);
+void slm_vocab_index_free(struct slm_vocab_index *vi);   /* accepts NULL */
+int32_t slm_vocab_index_n_vocab(const struct slm_vocab_index *vi);
+
+enum slm_constraint_kind {
+  SLM_CONSTRAINT_JSON_SCHEMA = 0,   /* TEXT: a JSON Schema document */
+  SLM_CONSTRAINT_JSON = 1,          /* any JSON value (TEXT ignored); {"type":"object"} for
+                                       OpenAI's json_object mode is a JSON_SCHEMA */
+  SLM_CONSTRAINT_REGEX = 2,         /* TEXT: a regular expression, matched whole */
+  SLM_CONSTRAINT_CHOICE = 3,        /* TEXT: the choices, each followed by a NUL byte
+                                       ("yes\0no\0"); see slm_constraint_new_choice */
+};
+enum slm_json_ws {
+  SLM_JSON_WS_FLEXIBLE = 0,   /* any JSON whitespace between tokens (checking) */
+  SLM_JSON_WS_COMPACT = 1,    /* none (generation: no runs of spaces from a weak model) */
+};
+
+struct slm_constraint_params {
+  enum slm_json_ws whitespace;   /* default SLM_JSON_WS_FLEXIBLE */
+  bool all_escapes;              /* strings also in the escaped forms serializers write: \uXXXX
+                                    for non-ASCII (surrogate pairs too) and for controls, " & ' / <
+                                    > \ DEL, and \/; never for letters or digits. false: raw UTF-8
+                                    plus the escapes JSON requires (\" \\ controls). default true */
+  bool relaxed;                  /* ignore keywords that cannot be expressed instead of refusing
+                                    the schema (unsound for them). default false */
+  bool openapi_nullable;         /* "nullable": true allows null. default false */
+  int max_depth;                 /* most nested recursive values ($ref cycles, free-form JSON);
+                                    default 32 */
+  uint32_t max_states;           /* compile budget in automaton states; default 500000 */
+  size_t mask_cache_bytes;       /* per constraint; default 64 MiB (0: no cache) */
+};
+struct slm_constraint_params slm_constraint_default_params(void);
+
+/* Why a constraint was not compiled. CODE: -EINVAL (bad or unsupported input), -E2BIG (over
+ * max_states), -ENOMEM. KEYWORD is the schema keyword (or "pattern", "regex", "json" for a
+ * text that is not JSON), POINTER its JSON pointer in the schema ("" = the root). */
+struct slm_constraint_error {
+  int code;
+  char keyword[64];
+  char pointer[256];
+  char message[256];
+};
+
+/* Compiles TEXT (LEN bytes) as KIND. VI may be NULL: the constraint then only judges bytes
+ * (slm_matcher_accept_bytes; token functions return errors). PARAMS NULL: the defaults. Returns
+ * the constraint (one reference) or NULL with ERR filled (ERR may be NULL). Typical time: well
+ * under 5 ms for function-calling schemas; larger for big enums or long bounded strings. */
+struct slm_constraint *slm_constraint_new(const struct slm_vocab_index *vi,
+                                          enum slm_constraint_kind kind, const char *text,
+                                          size_t len, const struct slm_constraint_params *params,
+                                          struct slm_constraint_error *err);
+/* CHOICES[0..N) as literal alternatives (NUL-terminated strings; at least one). */
+struct slm_constraint *slm_constraint_new_choice(const struct slm_vocab_index *vi,
+                                                 const char *const *choices, size_t n,
+                                                 const struct slm_constraint_params *params,
+                                                 struct slm_constraint_error *err);
+struct slm_constraint *slm_constraint_ref(struct slm_constraint *c);   /* returns C */
+void slm_constraint_free(struct slm_constraint *c);   /* drops one reference; accepts NULL */
+/* Accepts no text at all (an unsatisfiable schema)? */
+bool slm_constraint_is_empty(const struct slm_constraint *c);
+/* Keywords ignored under params.relaxed, comma-separated ("" if none); lives with C. */
+const char *slm_constraint_relaxed_keywords(const struct slm_constraint *c);
+/* Grammar states, and bytes held by the mask cache (for metrics). */
+uint32_t slm_constraint_n_states(const struct slm_constraint *c);
+size_t slm_constraint_cache_bytes(const struct slm_constraint *c);
+
+/* A matcher at the start of C's language. NULL when memory is short. */
+struct slm_matcher *slm_matcher_new(struct slm_constraint *c);
+void slm_matcher_free(struct slm_matcher *mt);   /* accepts NULL */
+void slm_matcher_reset(struct slm_matcher *mt);   /* back to the start; budget off */
+/* Advances over token T: 0, or -EINVAL if T is not allowed (nothing changes), -ENOMEM. An
+ * end-of-generation token is allowed when the text can end, and changes nothing. */
+int slm_matcher_accept_token(struct slm_matcher *mt, slm_token t);
+/* Advances over LEN raw bytes (all or nothing): 0 or -EINVAL. */
+int slm_matcher_accept_bytes(struct slm_matcher *mt, const char *bytes, size_t len);
+/* Is T allowed now (including the budget, if one is set)? */
+bool slm_matcher_token_allowed(struct slm_matcher *mt, slm_token t);
+/* The allowed tokens as a bit mask (n_vocab bits in BITS, (n_vocab + 31) / 32 words). Returns
+ * how many are allowed (0: none, the constraint cannot continue), or a negative errno. */
+int32_t slm_matcher_fill_mask(struct slm_matcher *mt, uint32_t *bits);
+/* Can the text end here (the constraint satisfied)? Is it complete with nothing able to follow
+ * (then only end-of-generation tokens are allowed)? */
+bool slm_matcher_can_end(const struct slm_matcher *mt);
+bool slm_matcher_is_done(const struct slm_matcher *mt);
+/* Fewest bytes that still have to come before the text can end (0 if it can end now). */
+uint32_t slm_matcher_bytes_to_end(const struct slm_matcher *mt);
+/* Finish within TOKENS_LEFT more tokens: from now on a token is allowed only if the text can
+ * still end in the tokens left after it (counting one token per byte, which every byte-level
+ * vocabulary allows). Call before each step with the budget left; -1 turns it off. */
+void slm_matcher_set_budget(struct slm_matcher *mt, int32_t tokens_left);
+
+/* A cache of compiled constraints for vocab index VI, at most MAX_ENTRIES (least recently used
+ * go first). Thread-safe. */
+struct slm_constraint_cache *slm_constraint_cache_new(const struct slm_vocab_index *vi,
+                                                      size_t max_entries);
+void slm_constraint_cache_free(struct slm_constraint_cache *cc);   /* accepts NULL */
+/* The constraint for (KIND, TEXT, PARAMS), compiled on first use. Returns a new reference (free
+ * it with slm_constraint_free) or NULL with ERR filled; failures are not cached. */
+struct slm_constraint *slm_constraint_cache_get(struct slm_constraint_cache *cc,
+                                                enum slm_constraint_kind kind, const char *text,
+                                                size_t len, const struct slm_constraint_params *params,
+                                                struct slm_constraint_error *err);
+
+/* Samples as slm_sampler_sample does, but only among the tokens MT allows: the mask is applied
+ * before penalties' effects reach top-k/top-p/min-p/temperature, so greedy decoding takes the
+ * best allowed token (reproducible) and sampling draws from the allowed tokens' distribution.
+ * Checks the best candidates one by one first and computes the full mask only when that is not
+ * enough (top_k <= 0, most candidates refused, or TOP requested). Does not advance MT (call
+ * slm_matcher_accept_token). Returns the token, or -1 if no token is allowed. */
+slm_token slm_sampler_sample_constrained(struct slm_sampler *s, const float *logits,
+                                         struct slm_matcher *mt, struct slm_token_prob *top);
+
 /* ---------------------------------------------------------------- command line */
 
-/* `tiergate slm <tool> ...`: info, tokenize, run, bench, mkmodel, quantize. ARGV[0] is the tool
- * name. Returns the process exit code. */
+/* `tiergate slm <tool> ...`: info, tokenize, run, bench, mkmodel, quantize, schema. ARGV[0] is the
+ * tool name. Returns the process exit code. */
 int slm_tool_main(int argc, char **argv);
 
 #ifdef __cplusplus

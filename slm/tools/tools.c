@@ -22,6 +22,7 @@ static const struct {
   { "bench", slm_tool_bench, "prompt-processing and generation speed, like llama-bench" },
   { "mkmodel", slm_tool_mkmodel, "a GGUF with random weights at a real model's shape" },
   { "quantize", slm_tool_quantize, "convert an F32/F16/BF16 GGUF to another tensor type" },
+  { "schema", slm_tool_schema, "judge JSON texts against a JSON Schema (check); constraint speed (bench)" },
 };
 
 static void usage(FILE *out) {
