@@ -7,8 +7,14 @@
  * Log-probabilities are reported on the full vocabulary after penalties and temperature (greedy
  * counts as temperature 1), before any truncation.
  *
- * All buffers (n_vocab-sized) are allocated by slm_sampler_new; sampling allocates nothing. Ties
- * always resolve to the lowest token id, so results do not depend on sort stability.
+ * All buffers (n_vocab-sized) are allocated by slm_sampler_new; sampling allocates nothing (the
+ * mask buffer of constrained sampling is made on its first use). Ties always resolve to the
+ * lowest token id, so results do not depend on sort stability.
+ *
+ * Under a constraint (slm_sampler_sample_constrained) the chain runs over the allowed tokens
+ * only. Greedy and top-k need just the best allowed tokens, so candidates are taken in logit
+ * order and checked one by one (a few byte steps each); the full mask is computed only when
+ * that does not find them quickly, when top-k is off, or when log-probabilities are wanted.
  */
 #include <errno.h>
 #include <math.h>
@@ -28,6 +34,8 @@ struct slm_sampler {
   int32_t *count;     /* [n_vocab] occurrences in the penalty window (kept all-zero between calls) */
   slm_token *hist;    /* ring of the last penalty_last_n tokens */
   int32_t hist_n, hist_head;
+  uint32_t *mask;     /* constrained sampling: allowed-token bits (made on first use) */
+  int32_t mask_words;
 };
 
 struct slm_sampler_params slm_sampler_default_params(void) {
@@ -83,6 +91,7 @@ struct slm_sampler *slm_sampler_new(const struct slm_model *m, const struct slm_
 void slm_sampler_free(struct slm_sampler *s) {
   if (!s) return;
   free(s->work); free(s->idx); free(s->idx2); free(s->prob); free(s->count); free(s->hist);
+  free(s->mask);
   free(s);
 }
 
@@ -172,6 +181,64 @@ static void apply_penalties(struct slm_sampler *s, float *w) {
   }
 }
 
+/* Top-p, min-p (these on the probabilities before temperature), temperature and the draw over
+ * the candidates s->idx[0 .. n) (what top-k left); MX is the largest logit among them. */
+static slm_token draw(struct slm_sampler *s, const float *w, int32_t n, float mx, float temp) {
+  const struct slm_sampler_params *p = &s->p;
+  slm_token chosen;
+  if (p->top_p < 1.0f) {
+    /* probabilities over the current candidates (before temperature) */
+    double sum = 0;
+    for (int32_t i = 0; i < n; i++) sum += exp((double)w[s->idx[i]] - mx);
+    /* sort a growing best prefix until it holds top_p of the mass */
+    int32_t m = n < 64 ? n : 64;
+    for (;;) {
+      if (m < n) select_top(w, s->idx, n, m);
+      sort_ids(w, s->idx, m);
+      double cum = 0;
+      int32_t keep = m;
+      for (int32_t i = 0; i < m; i++) {
+        cum += exp((double)w[s->idx[i]] - mx) / sum;
+        if (cum >= p->top_p) {
+          keep = i + 1;
+          break;
+        }
+      }
+      if (keep < m || m == n) {
+        n = keep;
+        break;
+      }
+      m = m * 4 < n ? m * 4 : n;
+    }
+  }
+  if (p->min_p > 0.0f) {
+    /* keep p >= min_p * p_max, i.e. logit >= max + log(min_p) */
+    float cut = mx + logf(p->min_p);
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++)
+      if (w[s->idx[i]] >= cut) s->idx[k++] = s->idx[i];
+    n = k > 0 ? k : 1;   /* the best token always passes (it has p = p_max) */
+  }
+  /* temperature and the draw; order of candidates does not matter for the draw's
+   * distribution but must be deterministic: it is (quickselect and sorts are). */
+  double sum = 0;
+  for (int32_t i = 0; i < n; i++) {
+    double e = exp(((double)w[s->idx[i]] - mx) / temp);
+    s->prob[i] = (float)e;
+    sum += e;
+  }
+  double r = rng_uniform(&s->rng) * sum, acc = 0;
+  chosen = s->idx[n - 1];
+  for (int32_t i = 0; i < n; i++) {
+    acc += s->prob[i];
+    if (r < acc) {
+      chosen = s->idx[i];
+      break;
+    }
+  }
+  return chosen;
+}
+
 slm_token slm_sampler_sample(struct slm_sampler *s, const float *logits, struct slm_token_prob *top) {
   const struct slm_sampler_params *p = &s->p;
   const int32_t nv = s->n_vocab;
@@ -192,56 +259,7 @@ slm_token slm_sampler_sample(struct slm_sampler *s, const float *logits, struct 
       n = p->top_k;
     }
     float mx = w[argmax(w, nv)];
-    if (p->top_p < 1.0f) {
-      /* probabilities over the current candidates (before temperature) */
-      double sum = 0;
-      for (int32_t i = 0; i < n; i++) sum += exp((double)w[s->idx[i]] - mx);
-      /* sort a growing best prefix until it holds top_p of the mass */
-      int32_t m = n < 64 ? n : 64;
-      for (;;) {
-        if (m < n) select_top(w, s->idx, n, m);
-        sort_ids(w, s->idx, m);
-        double cum = 0;
-        int32_t keep = m;
-        for (int32_t i = 0; i < m; i++) {
-          cum += exp((double)w[s->idx[i]] - mx) / sum;
-          if (cum >= p->top_p) {
-            keep = i + 1;
-            break;
-          }
-        }
-        if (keep < m || m == n) {
-          n = keep;
-          break;
-        }
-        m = m * 4 < n ? m * 4 : n;
-      }
-    }
-    if (p->min_p > 0.0f) {
-      /* keep p >= min_p * p_max, i.e. logit >= max + log(min_p) */
-      float cut = mx + logf(p->min_p);
-      int32_t k = 0;
-      for (int32_t i = 0; i < n; i++)
-        if (w[s->idx[i]] >= cut) s->idx[k++] = s->idx[i];
-      n = k > 0 ? k : 1;   /* the best token always passes (it has p = p_max) */
-    }
-    /* temperature and the draw; order of candidates does not matter for the draw's
-     * distribution but must be deterministic: it is (quickselect and sorts are). */
-    double sum = 0;
-    for (int32_t i = 0; i < n; i++) {
-      double e = exp(((double)w[s->idx[i]] - mx) / temp);
-      s->prob[i] = (float)e;
-      sum += e;
-    }
-    double r = rng_uniform(&s->rng) * sum, acc = 0;
-    chosen = s->idx[n - 1];
-    for (int32_t i = 0; i < n; i++) {
-      acc += s->prob[i];
-      if (r < acc) {
-        chosen = s->idx[i];
-        break;
-      }
-    }
+    chosen = draw(s, w, n, mx, temp);
   }
 
   if (top) {
@@ -261,6 +279,117 @@ slm_token slm_sampler_sample(struct slm_sampler *s, const float *logits, struct 
         top[1 + i].token = s->idx2[i];
         top[1 + i].logprob = (float)((double)w[s->idx2[i]] / temp - lse);
       }
+    }
+  }
+  slm_sampler_accept(s, chosen);
+  return chosen;
+}
+
+/* ---------------------------------------------------------------- under a constraint */
+
+static uint32_t *mask_buf(struct slm_sampler *s, int32_t nv) {
+  int32_t words = (nv + 31) / 32;
+  if (s->mask_words < words) {
+    uint32_t *m = realloc(s->mask, (size_t)words * sizeof *m);
+    if (!m) return NULL;
+    s->mask = m;
+    s->mask_words = words;
+  }
+  return s->mask;
+}
+
+slm_token slm_sampler_sample_constrained(struct slm_sampler *s, const float *logits,
+                                         struct slm_matcher *mt, struct slm_token_prob *top) {
+  if (!mt) return slm_sampler_sample(s, logits, top);
+  const struct slm_sampler_params *p = &s->p;
+  const int32_t nv = s->n_vocab;
+  float *w = s->work;
+  memcpy(w, logits, (size_t)nv * sizeof *w);
+  apply_penalties(s, w);
+  bool greedy = !(p->temperature > 0.0f);
+  float temp = greedy ? 1.0f : p->temperature;
+  slm_token chosen = -1;
+  bool full = top != NULL || (!greedy && p->top_k <= 0);
+  if (!full) {
+    /* the WANT best allowed tokens, in logit order: check a growing best prefix */
+    int32_t want = greedy ? 1 : (p->top_k < nv ? p->top_k : nv);
+    int32_t m = greedy ? 8 : (want * 4 > 64 ? want * 4 : 64);
+    if (m > nv) m = nv;
+    int32_t got = 0;
+    for (;;) {
+      for (int32_t i = 0; i < nv; i++) s->idx[i] = i;
+      if (m < nv) select_top(w, s->idx, nv, m);
+      sort_ids(w, s->idx, m);
+      got = 0;
+      for (int32_t i = 0; i < m && got < want; i++)
+        if (slm_matcher_token_allowed(mt, s->idx[i])) s->idx2[got++] = s->idx[i];
+      if (got == want || m == nv) break;
+      if (m >= 4096) {   /* most of the best are refused: the mask is cheaper now */
+        full = true;
+        break;
+      }
+      m = m * 4 < nv ? m * 4 : nv;
+    }
+    if (!full) {
+      if (got == 0) return -1;
+      if (greedy) {
+        chosen = s->idx2[0];
+      } else {
+        memcpy(s->idx, s->idx2, (size_t)got * sizeof *s->idx);
+        chosen = draw(s, w, got, w[s->idx[0]], temp);
+      }
+    }
+  }
+  uint32_t *bits = NULL;
+  if (full || top) {
+    int32_t mv = slm_matcher_n_vocab(mt);
+    bits = mask_buf(s, mv > nv ? mv : nv);
+    if (!bits) return -1;
+    int32_t na = slm_matcher_fill_mask(mt, bits);
+    if (na <= 0) return -1;
+    if (full) {
+      int32_t n = 0;
+      for (int32_t t = 0; t < nv && t < mv; t++)
+        if (bits[t >> 5] >> (t & 31) & 1) s->idx[n++] = t;
+      if (n == 0) return -1;
+      if (greedy) {
+        chosen = s->idx[0];
+        for (int32_t i = 1; i < n; i++)
+          if (w[s->idx[i]] > w[chosen]) chosen = s->idx[i];   /* strict: ties keep the lowest id */
+      } else {
+        if (p->top_k > 0 && p->top_k < n) {
+          select_top(w, s->idx, n, p->top_k);
+          n = p->top_k;
+        }
+        float mx = w[s->idx[0]];
+        for (int32_t i = 1; i < n; i++)
+          if (w[s->idx[i]] > mx) mx = w[s->idx[i]];
+        chosen = draw(s, w, n, mx, temp);
+      }
+    }
+  }
+  if (top) {
+    /* log-softmax of w / temp over the allowed tokens */
+    int32_t mv = slm_matcher_n_vocab(mt), n = 0;
+    float mx = -INFINITY;
+    for (int32_t t = 0; t < nv && t < mv; t++)
+      if (bits[t >> 5] >> (t & 31) & 1) {
+        s->idx2[n++] = t;
+        if (w[t] > mx) mx = w[t];
+      }
+    double sum = 0;
+    for (int32_t i = 0; i < n; i++) sum += exp(((double)w[s->idx2[i]] - mx) / temp);
+    double lse = mx / temp + log(sum);
+    top[0].token = chosen;
+    top[0].logprob = (float)((double)w[chosen] / temp - lse);
+    int32_t k = p->n_probs < n ? p->n_probs : n;
+    if (k > 0) {
+      select_top(w, s->idx2, n, k);
+      sort_ids(w, s->idx2, k);
+    }
+    for (int32_t i = 0; i < p->n_probs; i++) {
+      top[1 + i].token = i < k ? s->idx2[i] : -1;
+      top[1 + i].logprob = i < k ? (float)((double)w[s->idx2[i]] / temp - lse) : -INFINITY;
     }
   }
   slm_sampler_accept(s, chosen);

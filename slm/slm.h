@@ -401,6 +401,8 @@ bool slm_matcher_can_end(const struct slm_matcher *mt);
 bool slm_matcher_is_done(const struct slm_matcher *mt);
 /* Fewest bytes that still have to come before the text can end (0 if it can end now). */
 uint32_t slm_matcher_bytes_to_end(const struct slm_matcher *mt);
+/* The mask width: the n_vocab of the vocab index (of the model it was built from). */
+int32_t slm_matcher_n_vocab(const struct slm_matcher *mt);
 /* Finish within TOKENS_LEFT more tokens: from now on a token is allowed only if the text can
  * still end in the tokens left after it (counting one token per byte, which every byte-level
  * vocabulary allows). Call before each step with the budget left; -1 turns it off. */
@@ -418,12 +420,16 @@ struct slm_constraint *slm_constraint_cache_get(struct slm_constraint_cache *cc,
                                                 size_t len, const struct slm_constraint_params *params,
                                                 struct slm_constraint_error *err);
 
-/* Samples as slm_sampler_sample does, but only among the tokens MT allows: the mask is applied
- * before penalties' effects reach top-k/top-p/min-p/temperature, so greedy decoding takes the
- * best allowed token (reproducible) and sampling draws from the allowed tokens' distribution.
- * Checks the best candidates one by one first and computes the full mask only when that is not
- * enough (top_k <= 0, most candidates refused, or TOP requested). Does not advance MT (call
- * slm_matcher_accept_token). Returns the token, or -1 if no token is allowed. */
+/* Samples as slm_sampler_sample does, but only among the tokens MT allows: penalties, then the
+ * mask, then top-k/top-p/min-p/temperature over the allowed tokens (top-k takes the k best
+ * allowed ones; top-p and min-p work on their probabilities), so greedy decoding takes the best
+ * allowed token (reproducible: ties to the lowest id) and sampling draws from the allowed
+ * tokens' distribution. Checks the best candidates one by one first and computes the full mask
+ * only when that is not enough (top_k <= 0, most candidates refused, or TOP requested; TOP's
+ * log-probabilities are then over the allowed tokens, and entries past their number get token
+ * -1). The budget set on MT applies. Does not advance MT (call slm_matcher_accept_token).
+ * Returns the token, or -1 if no token is allowed (or memory is short). Allocation-free after
+ * the first call that needs the mask. */
 slm_token slm_sampler_sample_constrained(struct slm_sampler *s, const float *logits,
                                          struct slm_matcher *mt, struct slm_token_prob *top);
 

@@ -400,6 +400,8 @@ bool slm_matcher_is_done(const struct slm_matcher *mt) {
 
 uint32_t slm_matcher_bytes_to_end(const struct slm_matcher *mt) { return cn_match_dist(&mt->m); }
 
+int32_t slm_matcher_n_vocab(const struct slm_matcher *mt) { return mt->c->vi ? mt->c->vi->tt.n_vocab : 0; }
+
 void slm_matcher_set_budget(struct slm_matcher *mt, int32_t tokens_left) {
   mt->budget = tokens_left < 0 ? -1 : tokens_left;
 }

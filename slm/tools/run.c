@@ -3,6 +3,7 @@
  *
  *   slm run -m FILE (-p PROMPT | --tokens ID,ID,...) [-n N] [--temp T] [--seed S] [-t THREADS]
  *           [--json] [--top-logits K] [sampling and context flags, see --help]
+ *           [--json-schema FILE | --regex RE | --choice A,B,C] [--json-ws compact|flexible]
  *
  * Without --json the text streams to stdout as it is generated (held back only where it could be
  * the start of a stop string or an incomplete UTF-8 character). With --json one object is printed
@@ -11,6 +12,12 @@
  *
  * The prompt is decoded in one batch (split at n_batch), then one token per step: exactly what
  * the reference outputs in ../shared/models were produced with.
+ *
+ * Under a constraint (--json-schema, --regex, --choice) every token comes from
+ * slm_sampler_sample_constrained with the budget set to the tokens left, so the text ends in
+ * the constraint's language within -n tokens when it can; the text is the tokens' pieces
+ * concatenated (what the matcher judged). A schema that cannot be compiled prints
+ * "unsupported: KEYWORD at POINTER (why)" and exits 3.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -53,6 +60,10 @@ static void usage(FILE *out) {
       "      --json              print one JSON object at the end instead of streaming text\n"
       "      --top-logits K      with --json: the K best raw logits of every generated step\n"
       "      --n-probs K         with --json: log-probabilities of the chosen and K best tokens\n"
+      "      --json-schema FILE  generate JSON valid under the JSON Schema in FILE\n"
+      "      --regex RE          generate text matching RE (whole text)\n"
+      "      --choice A,B,C      generate exactly one of the comma-separated texts\n"
+      "      --json-ws MODE      with --json-schema: compact (default) or flexible whitespace\n"
       "  -h, --help\n",
       out);
 }
@@ -134,6 +145,19 @@ static json_t *json_text(const char *buf, size_t len) {
   return j ? j : json_string("");
 }
 
+/* The pieces of TOKS[0..N) concatenated into BUF (capacity CAP): bytes written or -(needed). */
+static int32_t pieces(const struct slm_model *m, const slm_token *toks, int32_t n, char *buf, int32_t cap) {
+  int64_t total = 0;
+  char tmp[512];
+  for (int32_t i = 0; i < n; i++) {
+    int32_t k = slm_token_to_piece(m, toks[i], tmp, (int32_t)sizeof tmp, false);
+    if (k < 0) k = 0;
+    if (total + k <= cap) memcpy(buf + total, tmp, (size_t)k);
+    total += k;
+  }
+  return total > cap ? -(int32_t)total : (int32_t)total;
+}
+
 /* Indices of the K largest logits, best first, ties to the lower id. */
 static void top_logits(const float *lg, int32_t nv, int k, int32_t *ids) {
   int n = 0;
@@ -153,7 +177,8 @@ int slm_tool_run(int argc, char **argv) {
   const char *stops[MAX_STOPS];
   size_t n_stops = 0;
   long n_predict = 128, threads = 0, n_ctx = 0, n_batch = 512, top_logits_k = 0, n_probs = 0;
-  bool json = false, ignore_eos = false;
+  bool json = false, ignore_eos = false, ws_flexible = false;
+  const char *schema_file = NULL, *regex = NULL, *choice = NULL;
   int cpu = 4;
   enum slm_kv_type kv = SLM_KV_F16;
   struct slm_sampler_params sp = slm_sampler_default_params();
@@ -228,6 +253,17 @@ int slm_tool_run(int argc, char **argv) {
       INT(0, 1000, top_logits_k);
     } else if (slm_args_is(arg, NULL, "--n-probs")) {
       INT(0, 1000, n_probs);
+    } else if (slm_args_is(arg, NULL, "--json-schema")) {
+      VAL(schema_file);
+    } else if (slm_args_is(arg, NULL, "--regex")) {
+      VAL(regex);
+    } else if (slm_args_is(arg, NULL, "--choice")) {
+      VAL(choice);
+    } else if (slm_args_is(arg, NULL, "--json-ws")) {
+      const char *v;
+      VAL(v);
+      if (!strcmp(v, "flexible")) ws_flexible = true;
+      else if (strcmp(v, "compact")) return slm_tool_usage_error("run", NULL, "--json-ws: '%s' is not compact or flexible", v);
     } else {
       usage(stderr);
       return slm_args_unknown(&args, NULL);
@@ -241,6 +277,8 @@ int slm_tool_run(int argc, char **argv) {
     return slm_tool_usage_error("run", NULL, "need -m FILE and exactly one of -p PROMPT, -f FILE, --tokens IDS");
   }
   sp.n_probs = (int32_t)n_probs;
+  if (!!schema_file + !!regex + !!choice > 1)
+    return slm_tool_usage_error("run", NULL, "--json-schema, --regex and --choice exclude each other");
 
   int rc = 1;
   char *prompt_buf = NULL, *text = NULL;
@@ -248,6 +286,9 @@ int slm_tool_run(int argc, char **argv) {
   struct slm_model *m = NULL;
   struct slm_context *c = NULL;
   struct slm_sampler *smp = NULL;
+  struct slm_vocab_index *vi = NULL;
+  struct slm_constraint *cons = NULL;
+  struct slm_matcher *mt = NULL;
   json_t *steps = NULL, *probs = NULL;
   int32_t *top_ids = NULL;
   struct slm_token_prob *tp = NULL;
@@ -261,8 +302,55 @@ int slm_tool_run(int argc, char **argv) {
     slm_tool_errorf("run", "%s", err);
     goto out;
   }
-  double t_load = now_ms() - t0;
   const int32_t nv = slm_n_vocab(m);
+  if (schema_file || regex || choice) {
+    struct slm_constraint_params cpar = slm_constraint_default_params();
+    cpar.whitespace = ws_flexible ? SLM_JSON_WS_FLEXIBLE : SLM_JSON_WS_COMPACT;
+    cpar.all_escapes = false;   /* plain text out: raw UTF-8, only the escapes JSON needs */
+    struct slm_constraint_error ce;
+    vi = slm_vocab_index_new(m);
+    if (!vi) {
+      slm_tool_errorf("run", "out of memory");
+      goto out;
+    }
+    if (schema_file) {
+      FILE *f = fopen(schema_file, "rb");
+      char *sbuf = f ? malloc(16u << 20) : NULL;
+      size_t sl = sbuf ? fread(sbuf, 1, (16u << 20) - 1, f) : 0;
+      if (f) fclose(f);
+      if (!sbuf) {
+        slm_tool_errorf("run", "cannot read %s", schema_file);
+        goto out;
+      }
+      cons = slm_constraint_new(vi, SLM_CONSTRAINT_JSON_SCHEMA, sbuf, sl, &cpar, &ce);
+      free(sbuf);
+    } else if (regex) {
+      cons = slm_constraint_new(vi, SLM_CONSTRAINT_REGEX, regex, strlen(regex), &cpar, &ce);
+    } else {
+      /* "a,b,c" -> "a\0b\0c\0" */
+      size_t cl = strlen(choice);
+      char *cb = malloc(cl + 1);
+      if (!cb) goto out;
+      for (size_t i = 0; i <= cl; i++) cb[i] = choice[i] == ',' ? 0 : choice[i];
+      cons = slm_constraint_new(vi, SLM_CONSTRAINT_CHOICE, cb, cl + 1, &cpar, &ce);
+      free(cb);
+    }
+    if (!cons) {
+      fprintf(stderr, "unsupported: %s at %s (%s)\n", ce.keyword[0] ? ce.keyword : "schema", ce.pointer, ce.message);
+      rc = 3;
+      goto out;
+    }
+    if (slm_constraint_is_empty(cons)) {
+      slm_tool_errorf("run", "the constraint accepts no text at all");
+      goto out;
+    }
+    mt = slm_matcher_new(cons);
+    if (!mt) {
+      slm_tool_errorf("run", "out of memory");
+      goto out;
+    }
+  }
+  double t_load = now_ms() - t0;
 
   /* prompt tokens */
   int32_t np = 0;
@@ -362,8 +450,19 @@ int slm_tool_run(int argc, char **argv) {
   int32_t ng = 0;
   size_t text_len = 0, shown = 0;
   bool stopped = false;
+  bool done = false;
   while (ng < n_predict && !stopped) {
-    slm_token t = slm_sampler_sample(smp, logits, n_probs > 0 ? tp : NULL);
+    slm_token t;
+    if (mt) {
+      slm_matcher_set_budget(mt, (int32_t)(n_predict - ng));
+      t = slm_sampler_sample_constrained(smp, logits, mt, n_probs > 0 ? tp : NULL);
+      if (t < 0) {
+        slm_tool_errorf("run", "the constraint allows no token here");
+        break;
+      }
+    } else {
+      t = slm_sampler_sample(smp, logits, n_probs > 0 ? tp : NULL);
+    }
     if (steps) {
       top_logits(logits, nv, (int)top_logits_k, top_ids);
       json_t *top = json_array();
@@ -378,11 +477,17 @@ int slm_tool_run(int argc, char **argv) {
       json_array_append_new(probs, json_pack("{s:i,s:f,s:o}", "token", t, "logprob",
                                              (double)tp[0].logprob, "top", alts));
     }
-    if (!ignore_eos && slm_token_is_eog(m, t)) break;
+    if ((!ignore_eos || mt) && slm_token_is_eog(m, t)) break;
+    if (mt && slm_matcher_accept_token(mt, t)) {
+      slm_tool_errorf("run", "internal error: the sampled token is not allowed");
+      goto out;
+    }
     gen[ng++] = t;
+    done = mt && slm_matcher_is_done(mt);
 
-    /* text so far, stop strings, streaming */
-    int32_t w = slm_detokenize(m, gen, ng, text, (int32_t)text_cap, false, false);
+    /* text so far, stop strings, streaming (under a constraint: the pieces, byte for byte) */
+    int32_t w = mt ? pieces(m, gen, ng, text, (int32_t)text_cap)
+                   : slm_detokenize(m, gen, ng, text, (int32_t)text_cap, false, false);
     if (w < 0) {
       size_t need = (size_t)(-w) * 2;
       char *nt = need <= (64u << 20) ? realloc(text, need) : NULL;
@@ -392,7 +497,8 @@ int slm_tool_run(int argc, char **argv) {
       }
       text = nt;
       text_cap = need;
-      w = slm_detokenize(m, gen, ng, text, (int32_t)text_cap, false, false);
+      w = mt ? pieces(m, gen, ng, text, (int32_t)text_cap)
+             : slm_detokenize(m, gen, ng, text, (int32_t)text_cap, false, false);
       if (w < 0) w = 0;
     }
     text_len = (size_t)w;
@@ -407,7 +513,7 @@ int slm_tool_run(int argc, char **argv) {
       fflush(stdout);
       shown = safe;
     }
-    if (stopped || ng == n_predict) break;
+    if (stopped || done || ng == n_predict) break;
     struct slm_batch b = slm_batch_one(&t, 1);
     int drc = slm_decode(c, &b);
     if (drc == -ENOSPC) break;   /* context full: stop like llama.cpp does */
@@ -437,6 +543,7 @@ int slm_tool_run(int argc, char **argv) {
                                                 np / (t_prompt / 1e3), "gen_ms", t_gen,
                                                 "gen_tokens_per_s", ng > 0 ? ng / (t_gen / 1e3) : 0.0,
                                                 "n_threads", slm_context_n_threads(c)));
+    if (mt) json_object_set_new(o, "constraint_satisfied", json_boolean(slm_matcher_can_end(mt)));
     if (steps) json_object_set(o, "steps", steps);
     if (probs) json_object_set(o, "probs", probs);
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
@@ -455,6 +562,9 @@ out:
   free(ptoks);
   free(prompt_buf);
   slm_sampler_free(smp);
+  slm_matcher_free(mt);
+  slm_constraint_free(cons);
+  slm_vocab_index_free(vi);
   slm_context_free(c);
   slm_model_free(m);
   return rc;

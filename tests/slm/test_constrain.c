@@ -473,6 +473,108 @@ static void test_masks(const char *vocab_file, bool spm) {
   slm_model_free(m);
 }
 
+/* ---------------------------------------------------------------- the constrained sampler */
+
+static void test_sampler(void) {
+  struct slm_model *m = load_vocab("ggml-vocab-qwen2-from-qwen3-tokenizer.gguf");
+  if (!m) return;
+  struct slm_vocab_index *vi = slm_vocab_index_new(m);
+  int32_t nv = slm_n_vocab(m);
+  float *lg = malloc((size_t)nv * sizeof *lg);
+  uint32_t *bits = calloc(((size_t)nv + 31) / 32, sizeof *bits);
+  /* logits that prefer what the constraint forbids: letters high, digits low */
+  uint64_t r = 12345;
+  for (int32_t t = 0; t < nv; t++) {
+    r = r * 6364136223846793005ull + 1442695040888963407ull;
+    lg[t] = (float)((r >> 40) % 1000) / 100.0f;
+  }
+  struct slm_constraint_params p = slm_constraint_default_params();
+  struct slm_constraint_error ce;
+  struct slm_constraint *c = slm_constraint_new(vi, SLM_CONSTRAINT_REGEX, "[0-9]+", 6, &p, &ce);
+  struct slm_matcher *mt = c ? slm_matcher_new(c) : NULL;
+  if (!mt) {
+    CHECK(0);
+    goto out;
+  }
+  int32_t na = slm_matcher_fill_mask(mt, bits);
+  CHECK(na > 0 && na < nv);
+  /* greedy: the best allowed token, ties to the lowest id */
+  slm_token best = -1;
+  for (slm_token t = 0; t < nv; t++)
+    if (bit(bits, t) && (best < 0 || lg[t] > lg[best])) best = t;
+  struct slm_sampler_params sp = slm_sampler_default_params();
+  sp.temperature = 0;
+  struct slm_sampler *s = slm_sampler_new(m, &sp);
+  CHECK_EQ_INT(slm_sampler_sample_constrained(s, lg, mt, NULL), best);
+  slm_sampler_free(s);
+  /* top-k 3: every draw among the 3 best allowed; the same seed gives the same draws */
+  slm_token top3[3] = {-1, -1, -1};
+  for (slm_token t = 0; t < nv; t++) {
+    if (!bit(bits, t)) continue;
+    for (int k = 0; k < 3; k++)
+      if (top3[k] < 0 || lg[t] > lg[top3[k]] || (lg[t] == lg[top3[k]] && t < top3[k])) {
+        for (int j = 2; j > k; j--) top3[j] = top3[j - 1];
+        top3[k] = t;
+        break;
+      }
+  }
+  sp = slm_sampler_default_params();
+  sp.temperature = 1.0f;
+  sp.top_k = 3;
+  sp.top_p = 1.0f;
+  sp.min_p = 0;
+  struct slm_sampler *a = slm_sampler_new(m, &sp), *b = slm_sampler_new(m, &sp);
+  int hits[3] = {0, 0, 0}, same = 0, other = 0;
+  for (int i = 0; i < 600; i++) {
+    slm_token x = slm_sampler_sample_constrained(a, lg, mt, NULL), y = slm_sampler_sample_constrained(b, lg, mt, NULL);
+    same += x == y;
+    int k;
+    for (k = 0; k < 3 && top3[k] != x; k++) {}
+    if (k < 3) hits[k]++;
+    else other++;
+  }
+  CHECK_EQ_INT(same, 600);
+  CHECK_EQ_INT(other, 0);
+  CHECK(hits[0] > hits[2]);   /* the best is drawn most often */
+  slm_sampler_free(a);
+  slm_sampler_free(b);
+  /* top-k off (the full mask), with log-probabilities over the allowed tokens */
+  sp.top_k = 0;
+  sp.n_probs = 4;
+  s = slm_sampler_new(m, &sp);
+  struct slm_token_prob tp[5];
+  int bad = 0;
+  for (int i = 0; i < 50; i++) {
+    slm_token x = slm_sampler_sample_constrained(s, lg, mt, tp);
+    if (x < 0 || !bit(bits, x) || tp[0].token != x || tp[1].token != best) bad++;
+    for (int k = 1; k <= 4; k++)
+      if (tp[k].token < 0 || !bit(bits, tp[k].token) || (k > 1 && tp[k].logprob > tp[k - 1].logprob)) bad++;
+  }
+  CHECK_EQ_INT(bad, 0);
+  slm_sampler_free(s);
+  /* nothing allowed: -1 */
+  slm_matcher_free(mt);
+  slm_constraint_free(c);
+  const char *one = "7";
+  c = slm_constraint_new(vi, SLM_CONSTRAINT_CHOICE, one, 2, &p, &ce);
+  mt = c ? slm_matcher_new(c) : NULL;
+  if (mt) {
+    CHECK(slm_matcher_accept_bytes(mt, "7", 1) == 0);
+    sp = slm_sampler_default_params();
+    s = slm_sampler_new(m, &sp);
+    slm_token x = slm_sampler_sample_constrained(s, lg, mt, NULL);
+    CHECK(x == -1 || slm_token_is_eog(m, x));   /* only end-of-generation may follow */
+    slm_sampler_free(s);
+  }
+out:
+  slm_matcher_free(mt);
+  slm_constraint_free(c);
+  free(lg);
+  free(bits);
+  slm_vocab_index_free(vi);
+  slm_model_free(m);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IONBF, 0);
   test_json();
@@ -483,5 +585,7 @@ int main(void) {
   test_masks("ggml-vocab-qwen2-from-qwen3-tokenizer.gguf", false);
   printf("masks: llama (SentencePiece)\n");
   test_masks("ggml-vocab-llama-spm.gguf", true);
+  printf("constrained sampling\n");
+  test_sampler();
   return check_done();
 }
