@@ -15,7 +15,8 @@ sudo_=
 
 if [ "${TIERGATE_SKIP_APT:-0}" != 1 ]; then
   pkgs="build-essential meson ninja-build pkg-config libevent-dev libcurl4-openssl-dev \
-        libsqlite3-dev libjansson-dev libyaml-dev libpcre2-dev sqlite3 ca-certificates curl"
+        libsqlite3-dev libjansson-dev libyaml-dev libpcre2-dev sqlite3 ca-certificates curl \
+        openssl nghttp2-server python3-jsonschema"
   command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
   $sudo_ apt-get update -qq >/dev/null || echo "warning: apt-get update failed" >&2
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq $pkgs >/dev/null ||

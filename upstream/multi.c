@@ -18,6 +18,8 @@
  *   on_data (documented in the header).
  * - Easy handles are recycled (curl_easy_reset) through a small free list; connections live in the
  *   multi handle's pool whatever easy handle used them.
+ * - CURLOPT_PIPEWAIT only on https URLs: on plain http it queued every request to a cold host
+ *   behind the first response (see up_start).
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -360,7 +362,11 @@ static size_t header_cb(char *p, size_t size, size_t nitems, void *userdata) {
   size_t vlen = (size_t)(p + len - v);
   while (vlen && (*v == ' ' || *v == '\t')) v++, vlen--;
   while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) vlen--;
-  if (memchr(p, '\0', nlen) || memchr(v, '\0', vlen)) return n;
+  if (memchr(p, '\0', nlen) || memchr(v, '\0', vlen)) {
+    /* stored NUL-separated, so it cannot be kept; a NUL never belongs in a header anyway */
+    fprintf(stderr, "tiergate: upstream header dropped: NUL byte in it\n");
+    return n;
+  }
   size_t need = t->hlen + nlen + vlen + 2;
   if (need > MAX_HEADER_BYTES) return n;
   if (need > t->hcap) {
@@ -405,6 +411,17 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *userdata) {
 
 /* ------------------------------------------------------------------ public API */
 
+/* Is URL https (case-insensitive scheme)? */
+static bool is_https(const char *url) {
+  static const char https[] = "https://";
+  for (size_t i = 0; i < sizeof https - 1; i++) {
+    char c = url[i];
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    if (c != https[i]) return false;
+  }
+  return true;
+}
+
 struct up_multi *up_multi_new(struct event_base *base, char *err, size_t errlen) {
   struct up_multi *m = calloc(1, sizeof *m);
   if (!m) {
@@ -427,6 +444,9 @@ struct up_multi *up_multi_new(struct event_base *base, char *err, size_t errlen)
   curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
   /* keep enough idle connections for bursts; libcurl's default shrinks with the handle count */
   curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, 256L);
+  /* no cap per host (0, libcurl's default, stated here because a cap would queue HTTP/1.1
+   * requests behind slow streams exactly like PIPEWAIT did); MAX_TOTAL_CONNECTIONS stays 0 too */
+  curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
   return m;
 }
 
@@ -514,7 +534,13 @@ struct up_transfer *up_start(struct up_multi *m, const struct up_request *rq,
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L); /* prefer multiplexing on an h2 connection */
+  /* PIPEWAIT makes a transfer wait for a connection that is still being set up to say whether it
+   * multiplexes, instead of opening its own. Only an https upstream can say yes (h2 through ALPN,
+   * known once the TLS handshake ends). Over plain http (llama-server, vLLM, Ollama and most
+   * local servers: HTTP/1.1) libcurl learns it only from the first response, so every request to
+   * a cold host queued behind the first one: one slow stream held the others for its whole
+   * length. Plain http therefore opens parallel connections at once. */
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, is_https(rq->url) ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   /* libcurl's receive buffer is per transfer in flight (16 KiB by default): 4 KiB holds an SSE
    * frame or most replies in one read and saves ~12 KiB per concurrent call (measured: 500
@@ -524,6 +550,7 @@ struct up_transfer *up_start(struct up_multi *m, const struct up_request *rq,
   if (rq->connect_timeout_ms > 0)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)rq->connect_timeout_ms);
   if (rq->total_timeout_ms > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)rq->total_timeout_ms);
+  if (rq->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, rq->ca_file);
 
   t->t_start = now_ms();
   if (curl_multi_add_handle(m->multi, e) != CURLM_OK) {

@@ -88,6 +88,8 @@ struct up_request {
   int first_byte_timeout_ms;       /* <= 0: none */
   int idle_timeout_ms;             /* <= 0: none; silence allowed between body pieces */
   int total_timeout_ms;            /* <= 0: none */
+  const char *ca_file;             /* PEM file of CAs to verify an https upstream with; NULL:
+                                    * the system's bundle */
 };
 
 /* on_data's return values */

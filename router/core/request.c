@@ -47,6 +47,16 @@ void rt_req_fail(struct rt_req *r, int status, const char *error_class, const ch
   r->surface->send_error(r, status, type, code, param, r->error_msg);
 }
 
+/* An upstream header that is not a well-formed field (a CR, LF, NUL or other control byte in its
+ * value could add header lines to our client's reply): dropped, and said once on stderr. */
+static bool pass_ok(const struct rt_req *r, const struct up_header *h) {
+  if (rt_http_field_ok(h->name, h->value)) return true;
+  bool name_ok = rt_http_field_ok(h->name, "");
+  fprintf(stderr, "tiergate: request %s: upstream header '%.64s' dropped: control bytes in its %s\n",
+          r->id, name_ok ? h->name : "?", name_ok ? "value" : "name");
+  return false;
+}
+
 void rt_req_pass_headers(struct rt_req *r, const struct up_header *keep, size_t n_keep,
                          const struct up_header *all, size_t n_all) {
   if (n_keep > RT_MAX_PASS_HEADERS) n_keep = RT_MAX_PASS_HEADERS;
@@ -57,6 +67,7 @@ void rt_req_pass_headers(struct rt_req *r, const struct up_header *keep, size_t 
   r->n_pass = 0;
   size_t off = 0;
   for (size_t i = 0; i < n_keep && r->pass_buf; i++) {
+    if (!pass_ok(r, &keep[i])) continue;
     size_t nl = strlen(keep[i].name) + 1, vl = strlen(keep[i].value) + 1;
     char *name = r->pass_buf + off;
     memcpy(name, keep[i].name, nl);
@@ -70,6 +81,7 @@ void rt_req_pass_headers(struct rt_req *r, const struct up_header *keep, size_t 
   }
   for (size_t i = 0; i < n_all; i++) {
     if (!strcasecmp(all[i].name, "content-type")) {
+      if (!pass_ok(r, &all[i])) continue;
       free(r->up_ctype);
       r->up_ctype = strdup(all[i].value);
     }

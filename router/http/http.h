@@ -46,6 +46,11 @@ struct rt_http_head {
  *   -EPROTONOSUPPORT  not HTTP/1.0 or 1.1 (505)
  *   -ENOSYS   a Transfer-Encoding other than chunked (501) */
 int rt_http_parse_head(char *buf, size_t len, struct rt_http_head *h, const char **why);
+/* Is NAME: VALUE a well-formed header field to send (RFC 9110 5.1, 5.5)? NAME one or more token
+ * characters, VALUE visible ASCII, spaces, tabs and obs-text (bytes >= 0x80) only: no CR, LF,
+ * NUL, other control byte or DEL, which would let whoever chose the value add header lines (or
+ * break the client's parser). Every header the server writes passes through it. */
+bool rt_http_field_ok(const char *name, const char *value);
 /* Case-insensitive header lookup; NULL when absent. */
 const char *rt_http_header(const struct rt_http_head *h, const char *name);
 
@@ -92,6 +97,7 @@ struct rt_http_req {
   /* private to server.c */
   char *head_buf;
   size_t body_cap;
+  bool no_body;                    /* a HEAD request: the reply's head only, whatever is passed */
 };
 
 /* What the server calls. Every callback runs on the loop thread. */
@@ -148,7 +154,10 @@ size_t rt_http_server_requests(const struct rt_http_server *s);
 
 /* Replies. All are no-ops once the client is gone. Starts the reply: status line, the server's
  * own headers (date, framing, connection) and the application's HDR. CONTENT_LENGTH < 0 means a
- * streamed body (chunked for HTTP/1.1, close-delimited for 1.0). */
+ * streamed body (chunked for HTTP/1.1, close-delimited for 1.0). A reply to HEAD carries the
+ * same head and never a body byte, whatever the application passes to rt_http_resp_body (RFC
+ * 9110 9.3.2: a body there would be read as the start of the next reply on a kept-alive
+ * connection). Header fields that fail rt_http_field_ok are dropped (and said on stderr). */
 void rt_http_resp_start(struct rt_http_req *q, int status, const char *content_type,
                         int64_t content_length, const struct rt_kv *hdr, size_t n_hdr);
 void rt_http_resp_body(struct rt_http_req *q, const void *p, size_t n);

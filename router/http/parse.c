@@ -169,6 +169,15 @@ int rt_http_parse_head(char *buf, size_t len, struct rt_http_head *h, const char
   return 0;
 }
 
+bool rt_http_field_ok(const char *name, const char *value) {
+  if (!name || !value || !*name) return false;
+  for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+    if (!is_tchar(*p)) return false;
+  for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+    if ((*p < 0x20 && *p != '\t') || *p == 0x7f) return false;
+  return true;
+}
+
 const char *rt_http_header(const struct rt_http_head *h, const char *name) {
   for (size_t i = 0; i < h->n_hdr; i++)
     if (!strcasecmp(h->hdr[i].name, name)) return h->hdr[i].value;

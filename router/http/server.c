@@ -501,25 +501,35 @@ void rt_http_resp_start(struct rt_http_req *q, int status, const char *content_t
   struct evbuffer *out = bufferevent_get_output(c->bev);
   if (!q->keep_alive || s->draining) c->close_after = true;
   bool chunked = false;
+  q->no_body = q->head.target && !strcmp(q->head.method, "HEAD");
   if (content_length < 0) {
     if (q->head.minor == 1 && q->head.target) chunked = true;
-    else c->close_after = true; /* HTTP/1.0: the end of the body is the end of the connection */
+    else if (!q->no_body) c->close_after = true; /* HTTP/1.0: the body ends with the connection */
   }
   q->resp_chunked = chunked;
   evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\ndate: %s\r\n", status, reason(status), http_date());
-  if (content_type) evbuffer_add_printf(out, "content-type: %s\r\n", content_type);
+  if (content_type && rt_http_field_ok("content-type", content_type))
+    evbuffer_add_printf(out, "content-type: %s\r\n", content_type);
   if (chunked) evbuffer_add(out, "transfer-encoding: chunked\r\n", 28);
   else if (content_length >= 0)
     evbuffer_add_printf(out, "content-length: %lld\r\n", (long long)content_length);
   if (c->close_after) evbuffer_add(out, "connection: close\r\n", 19);
   else if (q->head.minor == 0) evbuffer_add(out, "connection: keep-alive\r\n", 24);
-  for (size_t i = 0; i < n_hdr; i++) evbuffer_add_printf(out, "%s: %s\r\n", hdr[i].name, hdr[i].value);
+  for (size_t i = 0; i < n_hdr; i++) {
+    /* the last line of defence against header injection: whatever the application relays or
+     * builds, a field with a CR, LF or other control byte never reaches the wire */
+    if (!rt_http_field_ok(hdr[i].name, hdr[i].value)) {
+      fprintf(stderr, "tiergate: reply header dropped: malformed name or value (control bytes)\n");
+      continue;
+    }
+    evbuffer_add_printf(out, "%s: %s\r\n", hdr[i].name, hdr[i].value);
+  }
   evbuffer_add(out, "\r\n", 2);
 }
 
 void rt_http_resp_body(struct rt_http_req *q, const void *p, size_t n) {
   struct rt_http_conn *c = q->conn;
-  if (!c || !q->resp_started || q->finished || n == 0) return;
+  if (!c || !q->resp_started || q->finished || n == 0 || q->no_body) return;
   struct evbuffer *out = bufferevent_get_output(c->bev);
   if (q->resp_chunked) {
     evbuffer_add_printf(out, "%zx\r\n", n);
@@ -538,7 +548,8 @@ void rt_http_resp_end(struct rt_http_req *q) {
   if (q->finished) return;
   q->finished = true;
   struct rt_http_conn *c = q->conn;
-  if (c && q->resp_chunked) evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+  if (c && q->resp_chunked && !q->no_body)
+    evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
   q->srv->app.on_finish(q);
   if (c) {
     q->conn = NULL;

@@ -82,6 +82,10 @@ struct mock_opts {
   bool no_usage;             /* stream: never send the usage chunk */
   char *tag;                 /* label echoed in /_mock/last?tag= */
   int fail_times;            /* only the first N requests with this tag get `status` (retries) */
+  /* raw bytes, for hostile-upstream tests; %XX escapes are decoded (so CR, LF, NUL can be sent) */
+  char *raw_header;          /* appended to the header block as is (add your own \r\n) */
+  char *raw_body;            /* replaces the whole body (plain, Content-Length) */
+  char *raw_content_type;    /* the Content-Type sent with raw_body (default application/json) */
 };
 
 void mock_opts_init(struct mock_opts *o);
@@ -121,6 +125,10 @@ void mock_plan_frame_str(struct mock_plan *p, const char *s);
 void mock_plan_sse_json(struct mock_plan *p, const char *event, json_t *j);
 /* Sets a one-frame JSON body; steals j. */
 void mock_plan_json(struct mock_plan *p, int status, json_t *j);
+
+/* Decodes %XX escapes of S into a malloc'd buffer (NUL-terminated; *len gets the length, NULs
+ * included). A '%' not followed by two hex digits stays as is. */
+char *mock_percent_decode(const char *s, size_t *len);
 
 /* Request helpers. */
 const char *mock_req_header(const struct mock_req *rq, const char *lower_name);

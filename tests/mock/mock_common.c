@@ -64,6 +64,9 @@ void mock_opts_free(struct mock_opts *o) {
   free(o->content);
   free(o->tool_arguments);
   free(o->tag);
+  free(o->raw_header);
+  free(o->raw_body);
+  free(o->raw_content_type);
   mock_opts_init(o);
 }
 
@@ -109,7 +112,34 @@ static const struct opt_def opt_defs[] = {
     {"no_usage", OPT_BOOL, OFF(no_usage), 1},
     {"tag", OPT_STR, OFF(tag), 0},
     {"fail_times", OPT_INT, OFF(fail_times), INT_MAX},
+    {"raw_header", OPT_STR, OFF(raw_header), 0},
+    {"raw_body", OPT_STR, OFF(raw_body), 0},
+    {"raw_content_type", OPT_STR, OFF(raw_content_type), 0},
 };
+
+static int hexdig(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+char *mock_percent_decode(const char *s, size_t *len) {
+  size_t n = strlen(s), o = 0;
+  char *d = xmalloc(n + 1);
+  for (size_t i = 0; i < n; i++) {
+    int a, b;
+    if (s[i] == '%' && i + 2 < n + 1 && (a = hexdig(s[i + 1])) >= 0 && (b = hexdig(s[i + 2])) >= 0) {
+      d[o++] = (char)(a * 16 + b);
+      i += 2;
+    } else {
+      d[o++] = s[i];
+    }
+  }
+  d[o] = 0;
+  *len = o;
+  return d;
+}
 
 static const struct opt_def *opt_find(const char *name, size_t len) {
   for (size_t i = 0; i < sizeof opt_defs / sizeof opt_defs[0]; i++)

@@ -545,6 +545,30 @@ static const struct surface surfaces[] = {
     {"/v1/messages/count_tokens", mock_anthropic_count_tokens, mock_anthropic_error},
 };
 
+/* raw_header / raw_body: bytes a real API would never send (hostile-upstream tests). */
+static void apply_raw(const struct mock_opts *o, struct mock_plan *p) {
+  if (o->raw_header) {
+    size_t n;
+    char *b = mock_percent_decode(o->raw_header, &n);
+    char *h = realloc(p->headers, p->headers_len + n + 1);
+    if (!h) abort();
+    memcpy(h + p->headers_len, b, n);
+    p->headers_len += n;
+    h[p->headers_len] = 0;
+    p->headers = h;
+    free(b);
+  }
+  if (o->raw_body) {
+    for (size_t i = 0; i < p->n_frames; i++) free(p->frames[i].data);
+    p->n_frames = 0;
+    p->chunked = false;
+    p->content_type = o->raw_content_type ? o->raw_content_type : "application/json";
+    size_t n;
+    char *b = mock_percent_decode(o->raw_body, &n);
+    mock_plan_frame(p, b, n);
+  }
+}
+
 static void dispatch_api(struct conn *c, const struct surface *sf) {
   struct server *s = c->srv;
   struct mock_req *rq = &c->rq;
@@ -583,6 +607,7 @@ static void dispatch_api(struct conn *c, const struct surface *sf) {
     sf->error(p, 400, "invalid_request_error", "mock_option", err);
   } else {
     sf->handle(rq, body, &c->opts, p);
+    apply_raw(&c->opts, p);
   }
   json_decref(body);
   if (c->opts.close) c->keep_alive = false;
