@@ -32,6 +32,10 @@
 #include <yaml.h>
 
 #define MAX_FILE_BYTES (4u << 20)
+/* Deepest nesting of mappings and sequences accepted. A config needs about 6; libyaml's scanner
+ * checks every open flow level on every token, so a file of 4 MB of "[[[[..." took minutes:
+ * depth_check() stops at this depth before the document is loaded. */
+#define MAX_DEPTH 64
 #define MAX_SCALAR_BYTES (64u << 10)
 #define MAX_VISITS 1000000
 #define MAX_LIST 64              /* headers, deployments, fallbacks, failure classes per owner */
@@ -1498,6 +1502,44 @@ static void yaml_error(struct ld *ld, yaml_parser_t *p) {
   }
 }
 
+/* Walks the event stream once and stops at the first mapping or sequence nested deeper than
+ * MAX_DEPTH (an error at its file:line:col). Each event costs at most MAX_DEPTH scanner work, so
+ * this is linear in the file whatever it holds. Returns false when the file is too deep; a
+ * syntax error is left for the real load to report. */
+static bool depth_check(struct ld *ld, const char *yaml, size_t len) {
+  yaml_parser_t parser;
+  yaml_parser_initialize(&parser);
+  yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+  int depth = 0;
+  bool ok = true, more = true;
+  while (more) {
+    yaml_event_t ev;
+    if (!yaml_parser_parse(&parser, &ev)) break;
+    switch (ev.type) {
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT:
+      if (++depth > MAX_DEPTH) {
+        err_at(ld, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
+               "nesting deeper than %d levels of mappings and sequences", MAX_DEPTH);
+        ok = more = false;
+      }
+      break;
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+      depth--;
+      break;
+    case YAML_STREAM_END_EVENT:
+      more = false;
+      break;
+    default:
+      break;
+    }
+    yaml_event_delete(&ev);
+  }
+  yaml_parser_delete(&parser);
+  return ok;
+}
+
 int pol_config_load_str(const char *name, const char *yaml, size_t len, struct pol_config **out,
                         struct pol_errors *errs) {
   struct pol_errors scratch;
@@ -1520,7 +1562,9 @@ int pol_config_load_str(const char *name, const char *yaml, size_t len, struct p
   yaml_parser_t parser;
   yaml_parser_initialize(&parser);
   yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
-  if (!yaml_parser_load(&parser, &ld.doc)) {
+  if (!depth_check(&ld, yaml, len)) {
+    /* reported */
+  } else if (!yaml_parser_load(&parser, &ld.doc)) {
     yaml_error(&ld, &parser);
   } else {
     load_root(&ld, yaml_document_get_root_node(&ld.doc));

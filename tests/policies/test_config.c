@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct pol_errors errs;
@@ -778,6 +779,52 @@ static void test_resilience_example(void) {
   pol_config_free(c);
 }
 
+/* Deep nesting is refused at a depth of 64, fast: libyaml's scanner is quadratic in flow
+ * nesting, so a 4 MB "[[[[..." file took minutes before the depth check. */
+static double mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void test_depth(void) {
+  size_t n = 4000000;
+  char *deep = malloc(n + 1);
+  memset(deep, '[', n);
+  deep[n] = 0;
+  double t0 = mono_ms();
+  EXPECT_ERRORS(deep, "t.yaml:1:65: nesting deeper than 64 levels of mappings and sequences");
+  double el = mono_ms() - t0;
+  CHECK_MSG(el < 1000, "a 4 MB '[[[[...' file took %.0f ms to refuse", el);
+  /* balanced, 2 MB each way */
+  for (size_t i = 0; i < n / 2; i++) deep[n / 2 + i] = ']';
+  t0 = mono_ms();
+  EXPECT_ERRORS(deep, "t.yaml:1:65: nesting deeper than 64 levels of mappings and sequences");
+  el = mono_ms() - t0;
+  CHECK_MSG(el < 1000, "a balanced 4 MB '[[..]]' file took %.0f ms to refuse", el);
+  /* mappings in flow and in blocks count the same */
+  size_t o = 0;
+  for (int i = 0; i < 100; i++) o += (size_t)sprintf(deep + o, "{a: ");
+  deep[o] = 0;
+  EXPECT_ERRORS(deep, "t.yaml:1:257: nesting deeper than 64 levels of mappings and sequences");
+  o = 0;
+  for (int i = 0; i < 70; i++) o += (size_t)sprintf(deep + o, "%*sk%d:\n", i, "", i);
+  deep[o] = 0;
+  EXPECT_ERRORS(deep, "t.yaml:65:65: nesting deeper than 64 levels of mappings and sequences");
+  /* 64 levels are fine for the depth check (the file is wrong for other reasons) */
+  o = (size_t)sprintf(deep, "listen: ");
+  for (int i = 0; i < 63; i++) deep[o++] = '[';
+  for (int i = 0; i < 63; i++) deep[o++] = ']';
+  deep[o] = 0;
+  struct pol_config *c = NULL;
+  pol_config_load_str("t.yaml", deep, o, &c, &errs);
+  char buf[700] = "";
+  if (errs.n) pol_error_format(&errs.e[0], buf, sizeof buf);
+  CHECK_MSG(errs.n > 0 && !strstr(buf, "nesting"), "64 levels: %s", buf);
+  pol_config_free(c);
+  free(deep);
+}
+
 int main(void) {
   test_minimal_and_defaults();
   test_resilience_example();
@@ -793,5 +840,6 @@ int main(void) {
   test_warnings();
   test_documents();
   test_mutations();
+  test_depth();
   return check_done();
 }
