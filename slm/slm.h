@@ -274,7 +274,10 @@ int slm_model_meta(const struct slm_model *m, const char *key, char *buf, size_t
  * pointers, $id and $anchor in the document, recursion up to max_depth), boolean schemas.
  * Annotations (title, description, default, examples, $comment, ...) are ignored.
  * Meaning: properties are expected in the order the schema lists them (required ones
- * included; optional ones may be left out), then any other allowed properties. A schema is
+ * included; optional ones may be left out), then any other allowed properties. Validators read
+ * a repeated member name as one member (the last), so other properties (whose names may repeat)
+ * count as at most one towards minProperties, and a member that a negated schema needs to exist
+ * comes last. A schema is
  * either compiled with its full meaning or refused: an instance the schema rejects is never
  * accepted. Where validators disagree (format as annotation or assertion, draft 4 integers,
  * regex dialects, float rounding) only what all of them accept is accepted. Numbers under a

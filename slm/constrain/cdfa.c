@@ -816,3 +816,35 @@ done:
   free(cnt);
   return finite;
 }
+
+/* Depth-first over a finite (acyclic) automaton, each string's UTF-8 appended to BUF. */
+static int enum_rec(const struct cdfa *d, uint32_t s, char *buf, size_t len, size_t cap, size_t *left,
+                    int (*cb)(const char *, size_t, void *), void *ctx, int depth) {
+  if (depth > 256) return -E2BIG;
+  if (d->acc[s]) {
+    if (*left == 0) return -E2BIG;
+    (*left)--;
+    int rc = cb(buf, len, ctx);
+    if (rc) return rc;
+  }
+  for (uint32_t k = d->off[s]; k < d->off[s + 1]; k++)
+    for (uint32_t cp = d->e[k].lo; cp <= d->e[k].hi; cp++) {
+      if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+      uint8_t u[4];
+      int n = cn_utf8_enc(cp, u);
+      if (len + (size_t)n > cap) return -E2BIG;
+      memcpy(buf + len, u, (size_t)n);
+      int rc = enum_rec(d, d->e[k].to, buf, len + (size_t)n, cap, left, cb, ctx, depth + 1);
+      if (rc) return rc;
+      if (cp == d->e[k].hi) break;
+    }
+  return 0;
+}
+
+int cdfa_enumerate(const struct cdfa *d, size_t max, int (*cb)(const char *s, size_t n, void *ctx),
+                   void *ctx) {
+  if (d->n == 0 || cdfa_is_empty(d)) return 0;
+  char buf[1024];
+  size_t left = max;
+  return enum_rec(d, 0, buf, 0, sizeof buf, &left, cb, ctx, 0);
+}

@@ -233,6 +233,11 @@ int64_t cdfa_min_len(const struct cdfa *d);
 /* Writes one shortest accepted string (UTF-8, at most CAP bytes) into BUF; returns its length in
  * bytes or -1 (empty language or no room). */
 int cdfa_shortest(const struct cdfa *d, char *buf, size_t cap);
+/* Calls CB(string, bytes, CTX) for every string of the finite language of D, in code point order
+ * (D must be finite: see cdfa_finite). Returns 0, CB's non-zero result, or -E2BIG past MAX
+ * strings or 1 KiB strings. */
+int cdfa_enumerate(const struct cdfa *d, size_t max, int (*cb)(const char *s, size_t n, void *ctx),
+                   void *ctx);
 /* Is the language finite? Then *COUNT gets the number of strings (capped at CAP + 1). */
 bool cdfa_finite(const struct cdfa *d, size_t cap, size_t *count);
 
@@ -422,6 +427,12 @@ struct cn_toktrie {
   int32_t *eog;
   int n_eog;
   uint16_t max_len;    /* longest token in bytes */
+  /* the slice of JSON string content: tokens made of whole characters other than '"', '\\' and
+   * the controls (a bit set), and the trie of every other token */
+  uint32_t *content;
+  uint32_t ncontent;
+  struct tt_node *rnodes;
+  uint32_t rnn;
 };
 /* Builds the tables from token byte strings: TOKS[i] (LENS[i] bytes) with KIND[i]. Returns 0 or
  * -ENOMEM. */
@@ -448,6 +459,7 @@ struct cn_walker {
   int32_t *esc;
   size_t nesc, cap_esc;
   uint32_t maxrel;
+  bool resid;          /* esc are nodes of the residual trie */
 };
 int cn_walker_init(struct cn_walker *w, const struct cn_toktrie *tt, uint32_t width);
 void cn_walker_free(struct cn_walker *w);

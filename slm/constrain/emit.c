@@ -287,96 +287,128 @@ static struct cdfa *dop(struct em *e, const struct cdfa *a, const struct cdfa *b
 }
 
 /* One object grammar: names N (in order) with value nodes, required flags; member classes;
- * witness mode (the witness must be one of the extras). */
+ * witness mode (the witness must be one of the extras).
+ *
+ * Repeated member names: validators read {"k":1,"k":2} as one member (the last). Names are never
+ * repeated here, but two extras may share a key, so extras are counted for maxProperties (more
+ * members only make it stricter) and count as at most one for minProperties (there is at least
+ * one distinct key among them). A witness member must come last: no later member with its key
+ * can then replace its value. */
 static void em_obj_variant(struct em *e, int m, uint32_t from, uint32_t end, const struct objspec *s,
                            uint32_t n, const char **names, const uint32_t *lens, const uint32_t *nodes,
                            const uint8_t *req, const struct oclass *cl, uint32_t ncl, bool wmode) {
-  /* count levels: 0..C (min/maxProperties); saturating at minp without maxp */
-  bool counting = s->minp > 0 || s->maxp != NONE32;
-  uint32_t C = 0;
-  if (counting) {
-    C = s->maxp != NONE32 ? s->maxp : s->minp;
-    if (ncl == 0 && C > n) C = n;
-    if (C > 256) C = 256;   /* more can only be reached with extras; see below */
-  }
-  bool prefer_call = counting && C > 4;
-  uint32_t W = wmode ? 2 : 1;
-  /* P[i][f][c], X[f][c][w] */
-  size_t np = (size_t)(n + 1) * 2 * (C + 1), nx = (size_t)2 * (C + 1) * W;
-  uint32_t *P = malloc(np * sizeof *P), *X = malloc(nx * sizeof *X);
-  if (!P || !X) {
+  bool cmin = s->minp > 0, cmax = s->maxp != NONE32, counting = cmin || cmax;
+  uint32_t Cd = counting ? n : 0;   /* names present: 0..Cd */
+  if (cmax && Cd > s->maxp) Cd = s->maxp;
+  uint32_t E = 0;                   /* extras: 0..E (saturating at E without maxProperties) */
+  if (ncl) E = cmax ? s->maxp : cmin ? 1 : 0;
+  if (E > 256) E = 256;             /* more extras are refused: fewer objects, never more */
+  if (Cd > 256) Cd = 256;
+  bool prefer_call = (Cd + 1) * (E + 1) > 4;
+  /* P[i][f][c]; X[f][c][x]; XW[c][x] (after the witness: only the end) */
+  size_t np = (size_t)(n + 1) * 2 * (Cd + 1), nx = (size_t)2 * (Cd + 1) * (E + 1), nw = (size_t)(Cd + 1) * (E + 1);
+  uint32_t *P = malloc(np * sizeof *P), *X = malloc(nx * sizeof *X), *XW = wmode ? malloc(nw * sizeof *XW) : NULL;
+  if (!P || !X || (wmode && !XW)) {
     free(P);
     free(X);
+    free(XW);
     e->b->err = -ENOMEM;
     return;
   }
   for (size_t i = 0; i < np; i++) P[i] = gb_state(e->b, m);
   for (size_t i = 0; i < nx; i++) X[i] = gb_state(e->b, m);
-#define PS(i, f, c) P[((size_t)(i) * 2 + (f)) * (C + 1) + (c)]
-#define XS(f, c, w) X[((size_t)(f) * (C + 1) + (c)) * W + (w)]
+  for (size_t i = 0; wmode && i < nw; i++) XW[i] = gb_state(e->b, m);
+#define PS(i, f, c) P[((size_t)(i) * 2 + (f)) * (Cd + 1) + (c)]
+#define XS(f, c, x) X[((size_t)(f) * (Cd + 1) + (c)) * (E + 1) + (x)]
+#define WS(c, x) XW[(size_t)(c) * (E + 1) + (x)]
   gb_eps(e->b, m, ws(e, m, lit(e, m, from, "{")), PS(0, 1, 0));
   for (uint32_t i = 0; i < n && ok(e); i++) {
     bool forbid = nodes[i] == NODE_FALSE;
-    for (uint32_t c = 0; c <= C; c++) {
+    for (uint32_t c = 0; c <= Cd; c++) {
       for (int f = 0; f < 2; f++)
         if (!req[i] || forbid) gb_eps(e->b, m, PS(i, f, c), PS(i + 1, f, c));
       if (forbid) continue;
       uint32_t c1 = counting ? c + 1 : 0;
-      if (counting && c1 > C) {
-        if (s->maxp != NONE32) continue;   /* over maxProperties */
-        c1 = C;
-      }
+      if (counting && c1 > Cd) continue;   /* over maxProperties (or the cap) */
       uint32_t k = gb_state(e->b, m);
       gb_eps(e->b, m, PS(i, 1, c), k);
       gb_eps(e->b, m, ws(e, m, lit(e, m, PS(i, 0, c), ",")), k);
       uint32_t t = ws(e, m, literal_str(e, m, k, names[i], lens[i]));
       t = ws(e, m, lit(e, m, t, ":"));
-      t = ws(e, m, value(e, m, t, nodes[i], prefer_call));
+      t = ws(e, m, value(e, m, t, nodes[i], prefer_call && Cd > 4));
       gb_eps(e->b, m, t, PS(i + 1, 0, c1));
     }
   }
-  for (uint32_t c = 0; c <= C; c++)
+  for (uint32_t c = 0; c <= Cd; c++)
     for (int f = 0; f < 2; f++) gb_eps(e->b, m, PS(n, f, c), XS(f, c, 0));
-  bool extras_call = prefer_call || C > 0;
-  for (uint32_t c = 0; c <= C && ok(e); c++)
-    for (uint32_t w = 0; w < W; w++) {
-      for (int f = 0; f < 2; f++) {
-        bool cnt_ok = !counting || c >= s->minp;
-        if (cnt_ok && (!wmode || w == 1)) gb_bytes(e->b, m, XS(f, c, w), end, '}', '}');
-      }
-      uint32_t c1 = counting ? c + 1 : 0;
-      if (counting && c1 > C) {
-        if (s->maxp != NONE32) continue;
-        c1 = C;
+  for (uint32_t c = 0; c <= Cd && ok(e); c++)
+    for (uint32_t x = 0; x <= E && ok(e); x++) {
+      bool min_ok = !cmin || c + (x > 0 ? 1 : 0) >= s->minp;
+      for (int f = 0; f < 2; f++)
+        if (min_ok && !wmode) gb_bytes(e->b, m, XS(f, c, x), end, '}', '}');
+      uint32_t x1 = x + 1;
+      if (cmax && c + x1 > s->maxp) continue;
+      if (x1 > E) {
+        if (cmax) continue;   /* the cap */
+        x1 = E;
       }
       for (uint32_t j = 0; j < ncl && ok(e); j++) {
         uint32_t k = gb_state(e->b, m);
-        gb_eps(e->b, m, XS(1, c, w), k);
-        gb_eps(e->b, m, ws(e, m, lit(e, m, XS(0, c, w), ",")), k);
+        gb_eps(e->b, m, XS(1, c, x), k);
+        gb_eps(e->b, m, ws(e, m, lit(e, m, XS(0, c, x), ",")), k);
         uint32_t t = ws(e, m, str_of(e, m, k, cl[j].keys));
         t = ws(e, m, lit(e, m, t, ":"));
-        t = ws(e, m, value(e, m, t, cl[j].node, extras_call));
-        gb_eps(e->b, m, t, XS(0, c1, w));
+        t = ws(e, m, value(e, m, t, cl[j].node, prefer_call));
+        gb_eps(e->b, m, t, XS(0, c, x1));
         if (wmode && cl[j].wkeys) {
           uint32_t t2 = ws(e, m, str_of(e, m, k, cl[j].wkeys));
           t2 = ws(e, m, lit(e, m, t2, ":"));
-          t2 = ws(e, m, value(e, m, t2, cl[j].wnode, extras_call));
-          gb_eps(e->b, m, t2, XS(0, c1, 1));
+          t2 = ws(e, m, value(e, m, t2, cl[j].wnode, prefer_call));
+          gb_eps(e->b, m, t2, WS(c, x1));
         }
       }
     }
+  for (uint32_t c = 0; wmode && c <= Cd; c++)   /* the witness is one distinct extra key */
+    for (uint32_t x = 0; x <= E; x++)
+      if (!cmin || c + 1 >= s->minp) gb_bytes(e->b, m, WS(c, x), end, '}', '}');
 #undef PS
 #undef XS
+#undef WS
   free(P);
   free(X);
+  free(XW);
 }
+
+/* Collects the strings of a finite key class as names. */
+struct name_acc {
+  struct em *e;
+  const char **names;
+  uint32_t *lens, *nodes;
+  uint8_t *req;
+  uint32_t n, cap, node;
+};
+
+static int add_name(const char *str, size_t len, void *ctx) {
+  struct name_acc *na = ctx;
+  if (na->n == na->cap) return -E2BIG;
+  char *c = cn_memdup(na->e->x->a, str, len);
+  if (!c) return -ENOMEM;
+  na->names[na->n] = c;
+  na->lens[na->n] = (uint32_t)len;
+  na->nodes[na->n] = na->node;
+  na->req[na->n] = 0;
+  na->n++;
+  return 0;
+}
+
+#define FINITE_CLASS_MAX 64   /* a key class of at most this many keys becomes names */
 
 static uint32_t em_obj(struct em *e, int m, uint32_t from, const struct objspec *s) {
   struct nctx *x = e->x;
   uint32_t end = gb_state(e->b, m);
   if (s->minp > s->maxp) return end;
   /* names in order: literal rules, then required names */
-  uint32_t cap = s->nr + s->nreq;
+  uint32_t cap = s->nr + s->nreq + 6 * FINITE_CLASS_MAX;
   const char **names = cn_alloc(x->a, (cap ? cap : 1) * sizeof *names);
   uint32_t *lens = cn_alloc(x->a, (cap ? cap : 1) * sizeof *lens);
   uint32_t *nodes = cn_alloc(x->a, (cap ? cap : 1) * sizeof *nodes);
@@ -439,6 +471,23 @@ static uint32_t em_obj(struct em *e, int m, uint32_t from, const struct objspec 
     if (!K || cdfa_is_empty(K)) continue;
     if (node == NODE_FALSE || nx_empty(x, node)) continue;
     cl[ncl++] = (struct oclass){K, node, NULL, NODE_TRUE};
+  }
+  if (!ok(e)) return end;
+  /* small finite classes (patternProperties like ^[a-f]$) become names: never repeated */
+  for (uint32_t j = 0; j < ncl && ok(e);) {
+    size_t cnt;
+    if (!cdfa_finite(cl[j].keys, FINITE_CLASS_MAX, &cnt) || cnt > FINITE_CLASS_MAX ||
+        n + cnt > cap) {
+      j++;
+      continue;
+    }
+    struct name_acc na = {e, names, lens, nodes, req, n, cap, cl[j].node};
+    if (cdfa_enumerate(cl[j].keys, FINITE_CLASS_MAX, add_name, &na)) {
+      j++;
+      continue;
+    }
+    n = na.n;
+    cl[j] = cl[--ncl];
   }
   if (!ok(e)) return end;
   if (!s->wkeys) {

@@ -27,6 +27,7 @@ struct mentry {
   uint32_t nesc;
   uint32_t maxrel;
   uint8_t bitset;      /* data holds n_vocab bits instead of a token list */
+  uint8_t resid;       /* the escapes are nodes of the residual trie (a content slice was used) */
   int32_t data[];      /* tokens (or bitset words), then escape node ids */
 };
 
@@ -93,9 +94,8 @@ static void set_node_tokens(const struct cn_toktrie *tt, uint32_t *bits, int32_t
 
 /* The walk of a grammar without calls from the root machine's state G (no frame below it):
  * one state per depth, one table lookup per trie node. */
-static void walk_flat(const struct cn_grammar *gr, const struct cn_toktrie *tt, struct cn_walker *w,
-                      uint32_t g, uint32_t *bits) {
-  const struct tt_node *nd = tt->nodes;
+static void walk_flat(const struct cn_grammar *gr, const struct cn_toktrie *tt,
+                      const struct tt_node *nd, struct cn_walker *w, uint32_t g, uint32_t *bits) {
   const uint8_t *cls = gr->m[0].cls;
   const int32_t *next = gr->next;
   const uint32_t *row = gr->row;
@@ -117,9 +117,9 @@ static void walk_flat(const struct cn_grammar *gr, const struct cn_toktrie *tt, 
 
 /* Walks the subtree of trie node R (R's byte not consumed yet) from configuration C0 (N0 stacks),
  * setting allowed tokens in BITS. With RECORD, pops of CN_BASE are recorded as escapes. */
-static void walk(struct cn_match *m, const struct cn_toktrie *tt, struct cn_walker *w, uint32_t r,
-                 const struct mpair *c0, uint32_t n0, uint32_t *bits, bool record) {
-  const struct tt_node *nd = tt->nodes;
+static void walk(struct cn_match *m, const struct cn_toktrie *tt, const struct tt_node *nd,
+                 struct cn_walker *w, uint32_t r, const struct mpair *c0, uint32_t n0, uint32_t *bits,
+                 bool record) {
   const struct cn_grammar *gr = m->gr;
   uint32_t W = w->width;
   uint32_t d0 = r == 0 ? 0 : nd[r].depth - 1u;
@@ -173,6 +173,46 @@ static void walk(struct cn_match *m, const struct cn_toktrie *tt, struct cn_walk
   }
 }
 
+/* Does every JSON string content character (whole UTF-8 sequences, no '"', '\\', controls) lead
+ * from G back to G through byte edges? Then all the tokens of the content slice are allowed
+ * there and only the others need a walk. */
+static bool returns_after(const struct cn_grammar *gr, int32_t s, uint32_t g, int k) {
+  if (s < 0) return false;
+  if (k == 0) return (uint32_t)s == g;
+  /* [80-BF]: the bytes of one class behave the same: check each byte (64) */
+  for (unsigned c = 0x80; c <= 0xBF; c++)
+    if (!returns_after(gr, gr_next(gr, (uint32_t)s, (uint8_t)c), g, k - 1)) return false;
+  return true;
+}
+
+static bool content_loop(const struct cn_grammar *gr, uint32_t g) {
+  for (unsigned b = 0x20; b < 0x80; b++) {
+    if (b == '"' || b == '\\') continue;
+    if (gr_next(gr, g, (uint8_t)b) != (int32_t)g) return false;
+  }
+  /* lead bytes with their first continuation ranges */
+  static const struct { uint8_t lo, hi, c1lo, c1hi, rest; } lead[] = {
+      {0xC2, 0xDF, 0x80, 0xBF, 0}, {0xE0, 0xE0, 0xA0, 0xBF, 1}, {0xE1, 0xEC, 0x80, 0xBF, 1},
+      {0xED, 0xED, 0x80, 0x9F, 1}, {0xEE, 0xEF, 0x80, 0xBF, 1}, {0xF0, 0xF0, 0x90, 0xBF, 2},
+      {0xF1, 0xF3, 0x80, 0xBF, 2}, {0xF4, 0xF4, 0x80, 0x8F, 2}};
+  int32_t seen[16];
+  int nseen = 0;
+  for (size_t i = 0; i < sizeof lead / sizeof lead[0]; i++)
+    for (unsigned L = lead[i].lo; L <= lead[i].hi; L++) {
+      int32_t s1 = gr_next(gr, g, (uint8_t)L);
+      if (s1 < 0) return false;
+      for (unsigned c = lead[i].c1lo; c <= lead[i].c1hi; c++) {
+        int32_t s2 = gr_next(gr, (uint32_t)s1, (uint8_t)c);
+        bool known = false;
+        for (int q = 0; q < nseen && !known; q++) known = seen[q] == s2 * 4 + lead[i].rest;
+        if (known) continue;
+        if (!returns_after(gr, s2, g, lead[i].rest)) return false;
+        if (nseen < 16) seen[nseen++] = s2 * 4 + lead[i].rest;
+      }
+    }
+  return true;
+}
+
 /* The cache entry of state G, building (and publishing) it if needed. NULL when out of memory or
  * over budget: *TMP_OK then says whether w->tmpbits / w->esc hold a fresh walk to use once. */
 static const struct mentry *entry_for(struct cn_match *m, const struct cn_toktrie *tt,
@@ -184,15 +224,19 @@ static const struct mentry *entry_for(struct cn_match *m, const struct cn_toktri
     if (e) return e;
   }
   size_t words = ((size_t)tt->n_vocab + 31) / 32;
-  memset(w->tmpbits, 0, words * sizeof *w->tmpbits);
   w->nesc = 0;
   w->maxrel = 0;
   /* a frame of the root machine has nothing below it: walk it as it is (no escapes) */
   struct mpair c0 = {g, m->gr->mach[g] == 0 ? 0 : CN_BASE};
-  if (m->gr->call_off[m->gr->ns] == 0) walk_flat(m->gr, tt, w, g, w->tmpbits);
-  else walk(m, tt, w, 0, &c0, 1, w->tmpbits, true);
+  bool slice = tt->content && content_loop(m->gr, g);
+  const struct tt_node *nodes = slice ? tt->rnodes : tt->nodes;
+  if (slice) memcpy(w->tmpbits, tt->content, words * sizeof *w->tmpbits);
+  else memset(w->tmpbits, 0, words * sizeof *w->tmpbits);
+  if (m->gr->call_off[m->gr->ns] == 0) walk_flat(m->gr, tt, nodes, w, g, w->tmpbits);
+  else walk(m, tt, nodes, w, 0, &c0, 1, w->tmpbits, true);
   if (m->err) return NULL;
   *tmp_ok = true;
+  w->resid = slice;
   if (!cache) return NULL;
   uint32_t cnt = 0;
   for (size_t k = 0; k < words; k++) cnt += (uint32_t)__builtin_popcount(w->tmpbits[k]);
@@ -206,6 +250,7 @@ static const struct mentry *entry_for(struct cn_match *m, const struct cn_toktri
   e->nesc = (uint32_t)w->nesc;
   e->maxrel = w->maxrel;
   e->bitset = bs;
+  e->resid = slice;
   if (bs) {
     memcpy(e->data, w->tmpbits, words * sizeof *w->tmpbits);
   } else {
@@ -243,7 +288,7 @@ int64_t cn_mask(struct cn_match *m, const struct cn_toktrie *tt, struct cn_mcach
       if (p != 0)
         for (uint32_t j = 0; j < e->nesc; j++) {
           struct mpair c = {m->nodes[p].gs, m->nodes[p].parent};
-          walk(m, tt, w, (uint32_t)e->data[ntd + j], &c, 1, bits, false);
+          walk(m, tt, e->resid ? tt->rnodes : tt->nodes, w, (uint32_t)e->data[ntd + j], &c, 1, bits, false);
         }
     } else if (tmp_ok && w->maxrel + pdepth <= (uint32_t)m->max_depth) {
       for (size_t j = 0; j < words; j++) bits[j] |= w->tmpbits[j];
@@ -253,15 +298,16 @@ int64_t cn_mask(struct cn_match *m, const struct cn_toktrie *tt, struct cn_mcach
         int32_t *esc = ne ? malloc(ne * sizeof *esc) : NULL;
         if (ne && !esc) return -ENOMEM;
         if (ne) memcpy(esc, w->esc, ne * sizeof *esc);
+        const struct tt_node *en = w->resid ? tt->rnodes : tt->nodes;
         for (size_t j = 0; j < ne; j++) {
           struct mpair c = {m->nodes[p].gs, m->nodes[p].parent};
-          walk(m, tt, w, (uint32_t)esc[j], &c, 1, bits, false);
+          walk(m, tt, en, w, (uint32_t)esc[j], &c, 1, bits, false);
         }
         free(esc);
       }
     } else {
       struct mpair c = {g, p};
-      walk(m, tt, w, 0, &c, 1, bits, false);
+      walk(m, tt, tt->nodes, w, 0, &c, 1, bits, false);
     }
     if (m->err) return m->err;
   }

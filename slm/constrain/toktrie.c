@@ -25,8 +25,60 @@ static int cmp_ent(const void *a, const void *b) {
   return x->tok < y->tok ? -1 : x->tok > y->tok;
 }
 
+/* Builds the preorder trie of the sorted entries ENTS[0..NE) (TOTAL bytes) into *NODES. Tokens
+ * with the same bytes are chained through t->same_next (filled the first time). */
+static int build_trie(struct cn_toktrie *t, const struct sort_ent *ents, size_t ne, size_t total,
+                      struct tt_node **nodes_out, uint32_t *nn_out) {
+  size_t cap = total + 1;
+  struct tt_node *nodes = malloc(cap * sizeof *nodes);
+  uint32_t *path = malloc(((size_t)t->max_len + 1) * sizeof *path);
+  if (!nodes || !path) {
+    free(nodes);
+    free(path);
+    return -ENOMEM;
+  }
+  nodes[0] = (struct tt_node){0, -1, 0, 0};
+  size_t nn = 1, depth = 0;
+  path[0] = 0;
+  const uint8_t *prev = NULL;
+  uint32_t prev_n = 0;
+  for (size_t k = 0; k < ne; k++) {
+    const struct sort_ent *e = &ents[k];
+    uint32_t lcp = 0;
+    while (prev && lcp < prev_n && lcp < e->n && prev[lcp] == e->p[lcp]) lcp++;
+    if (prev && lcp == e->n && lcp == prev_n) {   /* same bytes as the previous token */
+      int32_t first = nodes[path[depth]].tok, last = first;
+      while (t->same_next[last] >= 0 && t->same_next[last] != e->tok) last = t->same_next[last];
+      if (t->same_next[last] != e->tok) t->same_next[last] = e->tok;
+      continue;
+    }
+    while (depth > lcp) {   /* close finished subtrees */
+      nodes[path[depth]].skip = (uint32_t)nn;
+      depth--;
+    }
+    for (uint32_t d = lcp; d < e->n; d++) {
+      nodes[nn] = (struct tt_node){0, -1, (uint16_t)(d + 1), e->p[d]};
+      path[++depth] = (uint32_t)nn++;
+    }
+    nodes[path[depth]].tok = e->tok;
+    prev = e->p;
+    prev_n = e->n;
+  }
+  while (depth > 0) {
+    nodes[path[depth]].skip = (uint32_t)nn;
+    depth--;
+  }
+  nodes[0].skip = (uint32_t)nn;
+  free(path);
+  *nodes_out = nodes;
+  *nn_out = (uint32_t)nn;
+  return 0;
+}
+
 void cn_toktrie_free(struct cn_toktrie *t) {
   free(t->nodes);
+  free(t->rnodes);
+  free(t->content);
   free(t->same_next);
   free(t->tok_off);
   free(t->bytes);
@@ -69,50 +121,33 @@ int cn_toktrie_build(struct cn_toktrie *t, int32_t n_vocab, const uint8_t *const
   }
   t->tok_off[nv] = (uint32_t)o;
   qsort(ents, ne, sizeof *ents, cmp_ent);
-  /* nodes: at most total + 1 */
-  size_t cap = total + 1;
-  t->nodes = malloc(cap * sizeof *t->nodes);
-  uint32_t *path = malloc(((size_t)t->max_len + 1) * sizeof *path);
-  if (!t->nodes || !path) {
-    free(path);
-    goto oom;
-  }
-  t->nodes[0] = (struct tt_node){0, -1, 0, 0};
-  size_t nn = 1, depth = 0;
-  path[0] = 0;
-  const uint8_t *prev = NULL;
-  uint32_t prev_n = 0;
+  if (build_trie(t, ents, ne, total, &t->nodes, &t->nn)) goto oom;
+  /* the slice of JSON string content: tokens that are whole characters other than '"', '\\'
+   * and the control characters; and the trie of all the others */
+  size_t words = (nv + 31) / 32, nr = 0, rtotal = 0;
+  t->content = calloc(words, sizeof *t->content);
+  if (!t->content) goto oom;
   for (size_t k = 0; k < ne; k++) {
     const struct sort_ent *e = &ents[k];
-    uint32_t lcp = 0;
-    while (prev && lcp < prev_n && lcp < e->n && prev[lcp] == e->p[lcp]) lcp++;
-    if (prev && lcp == e->n && lcp == prev_n) {   /* same bytes as the previous token */
-      int32_t first = t->nodes[path[depth]].tok, last = first;
-      while (t->same_next[last] >= 0) last = t->same_next[last];
-      t->same_next[last] = e->tok;
-      continue;
+    bool ok = true;
+    for (uint32_t j = 0; j < e->n && ok;) {
+      uint32_t cp;
+      int q = cn_utf8_dec(e->p + j, e->n - j, &cp);
+      if (!q || cp < 0x20 || cp == '"' || cp == '\\') ok = false;
+      else j += (uint32_t)q;
     }
-    while (depth > lcp) {   /* close finished subtrees */
-      t->nodes[path[depth]].skip = (uint32_t)nn;
-      depth--;
+    if (ok) {
+      for (int32_t x = e->tok; x >= 0; x = t->same_next[x]) t->content[x >> 5] |= 1u << (x & 31);
+      t->ncontent++;
+    } else {
+      ents[nr++] = *e;
+      rtotal += e->n;
     }
-    for (uint32_t d = lcp; d < e->n; d++) {
-      t->nodes[nn] = (struct tt_node){0, -1, (uint16_t)(d + 1), e->p[d]};
-      path[++depth] = (uint32_t)nn++;
-    }
-    t->nodes[path[depth]].tok = e->tok;
-    prev = e->p;
-    prev_n = e->n;
   }
-  while (depth > 0) {
-    t->nodes[path[depth]].skip = (uint32_t)nn;
-    depth--;
-  }
-  t->nodes[0].skip = (uint32_t)nn;
-  t->nn = (uint32_t)nn;
-  free(path);
+  if (build_trie(t, ents, nr, rtotal, &t->rnodes, &t->rnn)) goto oom;
   free(ents);
   return 0;
+
 oom:
   free(ents);
   cn_toktrie_free(t);

@@ -150,6 +150,7 @@ int slm_tool_schema(int argc, char **argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "check")) return check_main(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "bench")) return slm_schema_bench_main(argc - 1, argv + 1);
   fprintf(stderr, "tiergate slm schema: unknown command '%s' (check or bench)\n", argv[1]);
   return 2;
 }

@@ -38,7 +38,8 @@ int slm_tool_run(int argc, char **argv);        /* run.c */
 int slm_tool_bench(int argc, char **argv);      /* bench.c */
 int slm_tool_mkmodel(int argc, char **argv);    /* mkmodel.c */
 int slm_tool_quantize(int argc, char **argv);   /* quantize.c */
-int slm_tool_schema(int argc, char **argv);     /* schema.c: check, bench */
+int slm_tool_schema(int argc, char **argv);     /* schema.c: check; schema_bench.c: bench */
+int slm_schema_bench_main(int argc, char **argv);
 
 /* Argument cursor over ARGV[1..ARGC-1]. Flags may be given as "--flag VALUE" or "--flag=VALUE". */
 struct slm_args {

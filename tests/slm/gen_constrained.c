@@ -12,7 +12,8 @@
  * comma-separated list per line) add those constraints. Each result is one JSON line:
  * {"kind":"schema","id":..,"seed":..,"done":true,"tokens":N,"text":".."} ("regex"/"choice" lines
  * carry the pattern or list instead of the id). "done" says whether the constraint could end
- * when generation stopped. Exit 1 when a constrained step found no allowed token.
+ * when generation stopped. Exit 1 when a constrained step found no allowed token. A constraint
+ * whose shortest text does not fit the model's context is skipped (counted).
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -30,7 +31,7 @@ struct gen {
   int max_tokens;
   int nseeds;
   int stuck;
-  long runs;
+  long runs, too_long;
 };
 
 /* The pieces of TOKS concatenated into a malloc'd string (*LEN bytes). */
@@ -78,7 +79,10 @@ static void run_one(struct gen *g, struct slm_constraint *cons, int seed, json_t
   int budget = g->max_tokens;
   uint32_t need = slm_matcher_bytes_to_end(mt);
   if ((int)need + 16 > budget) budget = (int)need + 16;
-  if (budget > (int)slm_context_n_ctx(g->c) - 2) budget = (int)slm_context_n_ctx(g->c) - 2;
+  if (budget > (int)slm_context_n_ctx(g->c) - 2) {   /* the shortest text does not fit the model */
+    g->too_long++;
+    goto out;
+  }
   int n = 0;
   while (n < budget && !slm_matcher_is_done(mt)) {
     slm_matcher_set_budget(mt, budget - n);
@@ -86,6 +90,13 @@ static void run_one(struct gen *g, struct slm_constraint *cons, int seed, json_t
     slm_token t = slm_sampler_sample_constrained(s, lg, mt, NULL);
     if (t < 0) {
       g->stuck++;
+      size_t len;
+      char *text = pieces(g->m, toks, n, &len);
+      char *tagline = json_dumps(tag, JSON_COMPACT);
+      fprintf(stderr, "stuck: %s seed %d after %d tokens (budget %d, %u bytes to end): %s\n",
+              tagline ? tagline : "?", seed, n, budget - n, slm_matcher_bytes_to_end(mt), text ? text : "");
+      free(tagline);
+      free(text);
       break;
     }
     if (slm_token_is_eog(g->m, t)) break;
@@ -236,7 +247,8 @@ int main(int argc, char **argv) {
     fclose(rf);
   }
   fclose(g.out);
-  fprintf(stderr, "gen_constrained: %ld schemas compiled, %ld generations, %d stuck\n", compiled, g.runs, g.stuck);
+  fprintf(stderr, "gen_constrained: %ld schemas compiled, %ld generations, %d stuck, %ld skipped (the shortest "
+          "text does not fit the context)\n", compiled, g.runs, g.stuck, g.too_long);
   free(line);
   free(buf);
   slm_vocab_index_free(g.vi);

@@ -173,8 +173,16 @@ static void test_schemas(void) {
       {"{\"patternProperties\":{\"^x-\":{\"type\":\"integer\"}},\"additionalProperties\":false}", "{\"x-a\":1}", 1},
       {"{\"patternProperties\":{\"^x-\":{\"type\":\"integer\"}},\"additionalProperties\":false}", "{\"x-a\":\"s\"}", 0},
       {"{\"patternProperties\":{\"^x-\":{\"type\":\"integer\"}},\"additionalProperties\":false}", "{\"y\":1}", 0},
-      {"{\"type\":\"object\",\"minProperties\":2}", "{\"a\":1}", 0},
-      {"{\"type\":\"object\",\"minProperties\":2}", "{\"a\":1,\"b\":2}", 1},
+      {"{\"properties\":{\"a\":{},\"b\":{}},\"minProperties\":2}", "{\"a\":1}", 0},
+      {"{\"properties\":{\"a\":{},\"b\":{}},\"minProperties\":2}", "{\"a\":1,\"b\":2}", 1},
+      /* repeated keys read as one member by validators: extras count once for minProperties */
+      {"{\"type\":\"object\",\"minProperties\":2}", "{\"a\":1,\"a\":2}", 0},
+      {"{\"type\":\"object\",\"minProperties\":1}", "{\"a\":1}", 1},
+      {"{\"patternProperties\":{\"^[a-f]$\":{}},\"additionalProperties\":false,\"minProperties\":2}", "{\"a\":1,\"b\":2}", 1},
+      {"{\"patternProperties\":{\"^[a-f]$\":{}},\"additionalProperties\":false,\"minProperties\":2}", "{\"a\":1,\"a\":2}", 0},
+      /* a witness member comes last (nothing can replace its value) */
+      {"{\"not\":{\"additionalProperties\":{\"type\":\"integer\"}}}", "{\"b\":1,\"a\":\"s\"}", 1},
+      {"{\"not\":{\"additionalProperties\":{\"type\":\"integer\"}}}", "{\"a\":\"s\",\"a\":1}", 0},
       {"{\"type\":\"object\",\"maxProperties\":1}", "{\"a\":1,\"b\":2}", 0},
       {"{\"propertyNames\":{\"pattern\":\"^[a-z]+$\"}}", "{\"abc\":1}", 1},
       {"{\"propertyNames\":{\"pattern\":\"^[a-z]+$\"}}", "{\"aBc\":1}", 0},
