@@ -363,6 +363,22 @@ struct rt_gen {
   int32_t top_logprobs;
   bool stream, include_usage;
   bool ignore_eos;             /* keep generating past end-of-turn tokens (benchmarks) */
+  /* structured output: what the reply must be (compiled to a constraint by local.c) */
+  enum rt_gen_format {
+    RT_GEN_FMT_TEXT = 0,       /* free text */
+    RT_GEN_FMT_JSON,           /* a JSON object (OpenAI json_object) */
+    RT_GEN_FMT_SCHEMA,         /* JSON valid under SCHEMA (json_schema, Anthropic output_config) */
+    RT_GEN_FMT_TOOL,           /* a call of one of TOOLS: its arguments valid under its schema */
+  } format;
+  char *schema;                /* FMT_SCHEMA: the schema's JSON text */
+  bool schema_strict;          /* a keyword the engine cannot express is an error (else dropped,
+                                * and said so); OpenAI strict: false relaxes */
+  struct rt_gen_tool {
+    char *name, *description;
+    char *parameters;          /* JSON Schema text of the arguments ({"type":"object"} if none) */
+  } *tools;
+  size_t n_tools;
+  int tool_forced;             /* FMT_TOOL: index of the tool the client named, -1: any of them */
 };
 void rt_gen_free(struct rt_gen *g);   /* frees what the parser allocated; G itself not */
 
@@ -411,6 +427,9 @@ struct rt_gen_reply {
   size_t n_pieces;
   enum rt_gen_finish finish;   /* RT_GEN_RUNNING until the last call */
   const char *stop_seq;        /* RT_GEN_STOP_SEQ: the stop string */
+  /* FMT_TOOL: the reply is a call of this tool; TEXT/LEN are (a part of) its arguments' JSON */
+  const char *tool_name;
+  const char *tool_id;         /* "call_..." / "toolu_..." */
   int32_t prompt_tokens, cached_tokens, completion_tokens;
 };
 
@@ -422,6 +441,7 @@ struct rt_xerr;
 struct rt_local_api {
   const char *name;            /* for messages */
   const char *id_prefix;       /* of reply ids: "chatcmpl-", "msg_" */
+  const char *tool_id_prefix;  /* of tool call ids: "call_", "toolu_" */
   int busy_status;             /* what this API answers when the model is at capacity (503 /
                                 * Anthropic's 529 overloaded) */
   enum rt_local_op op;

@@ -422,6 +422,7 @@ static char *pass_build(struct rt_req *r, const char *upstream_model, size_t *le
 
 static bool passed_header(const char *name) {
   return !strcasecmp(name, "request-id") || !strcasecmp(name, "retry-after") ||
+         !strcasecmp(name, "x-tiergate-schema-relaxed") ||
          !strcasecmp(name, "retry-after-ms") || !strcasecmp(name, "x-should-retry") ||
          !strncasecmp(name, "anthropic-ratelimit-", 20);
 }

@@ -245,6 +245,7 @@ char *rt_openai_rename_model(const char *s, size_t n, const char *public_name, s
 /* The public name to show in replies, or NULL when it equals the upstream's (no rewrite). */
 static bool passed_header(const char *name) {
   return !strcasecmp(name, "x-request-id") || !strcasecmp(name, "retry-after") ||
+         !strcasecmp(name, "x-tiergate-schema-relaxed") ||
          !strcasecmp(name, "retry-after-ms") || !strncasecmp(name, "x-ratelimit-", 12) ||
          !strcasecmp(name, "openai-processing-ms") || !strcasecmp(name, "x-should-retry");
 }

@@ -33,7 +33,19 @@ void rt_gen_free(struct rt_gen *g) {
   free(g->msgs);
   for (size_t i = 0; i < g->n_stops; i++) free(g->stops[i]);
   free(g->stops);
+  free(g->schema);
+  for (size_t i = 0; i < g->n_tools; i++) {
+    free(g->tools[i].name);
+    free(g->tools[i].description);
+    free(g->tools[i].parameters);
+  }
+  free(g->tools);
   memset(g, 0, sizeof *g);
+}
+
+/* A JSON value as compact text, key order kept (schemas: properties come in the order given). */
+static char *dump(const json_t *v) {
+  return json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
 }
 
 void rt_embed_free(struct rt_embed *e) {
@@ -156,7 +168,7 @@ static int content_text(const json_t *c, size_t i, bool allow_null, char **out, 
 static const char *const honoured[] = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed",
     "stop", "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "stream",
-    "stream_options", "n",
+    "stream_options", "n", "response_format", "tools", "tool_choice",
     /* extensions local servers take (llama-server, vLLM), honoured here */
     "top_k", "min_p", "repetition_penalty", "ignore_eos", NULL};
 static const char *const informational[] = {"user", "metadata", "store", "service_tier",
@@ -172,15 +184,8 @@ static bool in_list(const char *const *l, const char *k) {
 /* A field a local model cannot honour yet, when set to something that would change the answer. */
 static const char *refused(const char *k, const json_t *v) {
   if (json_is_null(v)) return NULL;
-  if (!strcmp(k, "tools") || !strcmp(k, "functions"))
-    return json_is_array(v) && json_array_size(v) == 0 ? NULL : "tools are not supported by local models yet";
-  if (!strcmp(k, "tool_choice") || !strcmp(k, "function_call"))
-    return json_is_string(v) && !strcmp(json_string_value(v), "none") ? NULL
-           : "tool choice is not supported by local models yet";
-  if (!strcmp(k, "response_format")) {
-    const char *t = json_string_value(json_object_get(v, "type"));
-    return t && !strcmp(t, "text") ? NULL : "structured output (response_format) is not supported by local models yet";
-  }
+  if (!strcmp(k, "functions") || !strcmp(k, "function_call"))
+    return "the deprecated functions API is not supported by local models (use tools and tool_choice)";
   if (!strcmp(k, "logit_bias"))
     return json_is_object(v) && json_object_size(v) == 0 ? NULL : "logit_bias is not supported by local models";
   if (!strcmp(k, "audio")) return "audio output is not supported by local models";
@@ -196,6 +201,105 @@ static const char *refused(const char *k, const json_t *v) {
   if (!strcmp(k, "reasoning_effort") || !strcmp(k, "verbosity"))
     return "reasoning controls are not supported by local models";
   return "";
+}
+
+/* response_format, tools and tool_choice: what the reply must be (README "Structured output"). */
+static int parse_format(const json_t *root, struct rt_gen *g, struct rt_xerr *e) {
+  const json_t *rf = json_object_get(root, "response_format");
+  const json_t *tools = json_object_get(root, "tools");
+  const json_t *tc = json_object_get(root, "tool_choice");
+  if (rf && !json_is_null(rf)) {
+    const char *t = json_string_value(json_object_get(rf, "type"));
+    if (!json_is_object(rf) || !t)
+      return bad(e, "response_format", "Invalid 'response_format': expected an object with a type.");
+    if (!strcmp(t, "json_object")) {
+      g->format = RT_GEN_FMT_JSON;
+    } else if (!strcmp(t, "json_schema")) {
+      const json_t *js = json_object_get(rf, "json_schema");
+      const json_t *sch = json_object_get(js, "schema");
+      if (!json_is_object(js) || !json_is_string(json_object_get(js, "name")))
+        return bad(e, "response_format.json_schema", "Invalid 'response_format.json_schema': "
+                   "expected an object with a name (and a schema).");
+      if (sch && !json_is_object(sch) && !json_is_boolean(sch))
+        return bad(e, "response_format.json_schema.schema", "Invalid "
+                   "'response_format.json_schema.schema': expected a JSON Schema object.");
+      g->format = RT_GEN_FMT_SCHEMA;
+      g->schema = sch ? dump(sch) : strdup("{}");
+      /* OpenAI's default is strict: false; a schema the engine cannot express exactly is then
+       * compiled without the keywords it cannot express (the reply says which), and with
+       * strict: true it is refused */
+      g->schema_strict = json_is_true(json_object_get(js, "strict"));
+      if (!g->schema) return 500;
+    } else if (strcmp(t, "text")) {
+      return bad(e, "response_format.type", "Invalid 'response_format.type': '%.40s' (expected "
+                 "'text', 'json_object' or 'json_schema').", t);
+    }
+  }
+  const char *choice = json_is_string(tc) ? json_string_value(tc) : NULL;
+  if (tc && !json_is_null(tc) && !choice && !json_is_object(tc))
+    return bad(e, "tool_choice", "Invalid type for 'tool_choice': expected a string or an object.");
+  bool have_tools = json_is_array(tools) && json_array_size(tools) > 0;
+  if (tools && !json_is_null(tools) && !json_is_array(tools))
+    return bad(e, "tools", "Invalid type for 'tools': expected an array.");
+  if (!have_tools || (choice && !strcmp(choice, "none"))) {
+    if (json_is_object(tc) && !have_tools)
+      return bad(e, "tool_choice", "Invalid 'tool_choice': it names a function but 'tools' is empty.");
+    return 0;   /* no tools, or the client said not to call them */
+  }
+  if (g->format != RT_GEN_FMT_TEXT)
+    return bad(e, "tools", "Invalid 'tools': a local model answers either with a tool call or in "
+               "the response_format, not both.");
+  size_t n = json_array_size(tools);
+  g->tools = calloc(n, sizeof *g->tools);
+  if (!g->tools) return 500;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *t = json_array_get(tools, i);
+    const json_t *fn = json_object_get(t, "function");
+    const char *type = json_string_value(json_object_get(t, "type"));
+    const char *name = json_string_value(json_object_get(fn, "name"));
+    char where[48];
+    snprintf(where, sizeof where, "tools[%zu]", i);
+    if (!type || strcmp(type, "function"))
+      return bad(e, where, "Invalid '%s': local models call function tools only (type "
+                 "'function').", where);
+    if (!name || !*name)
+      return bad(e, where, "Invalid '%s.function.name': expected a non-empty string.", where);
+    for (size_t k = 0; k < g->n_tools; k++)
+      if (!strcmp(g->tools[k].name, name))
+        return bad(e, where, "Invalid '%s': duplicate function name '%.64s'.", where, name);
+    const json_t *params = json_object_get(fn, "parameters");
+    if (params && !json_is_object(params))
+      return bad(e, where, "Invalid '%s.function.parameters': expected a JSON Schema object.", where);
+    struct rt_gen_tool *gt = &g->tools[g->n_tools++];
+    const char *desc = json_string_value(json_object_get(fn, "description"));
+    gt->name = strdup(name);
+    gt->description = desc ? strdup(desc) : NULL;
+    gt->parameters = params ? dump(params) : strdup("{\"type\":\"object\"}");
+    if (!gt->name || !gt->parameters || (desc && !gt->description)) return 500;
+  }
+  g->format = RT_GEN_FMT_TOOL;
+  g->tool_forced = -1;
+  if (json_is_object(tc)) {
+    const char *name = json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
+    const char *type = json_string_value(json_object_get(tc, "type"));
+    if (!type || strcmp(type, "function") || !name)
+      return bad(e, "tool_choice", "Invalid 'tool_choice': expected {\"type\": \"function\", "
+                 "\"function\": {\"name\": ...}} (local models do not take allowed_tools).");
+    for (size_t k = 0; k < g->n_tools; k++)
+      if (!strcmp(g->tools[k].name, name)) g->tool_forced = (int)k;
+    if (g->tool_forced < 0)
+      return bad(e, "tool_choice", "Invalid 'tool_choice': no tool named '%.64s' in 'tools'.", name);
+  } else if (!choice || strcmp(choice, "required")) {
+    /* "auto" (the default with tools) lets a model answer in text or call a tool; a local model
+     * answers under a constraint, which cannot leave that choice open: say so rather than
+     * answering in text as if the tools were not there */
+    return bad(e, "tool_choice", "Invalid 'tool_choice': local models call tools only when the "
+               "call is required: set tool_choice to 'required' or name a function (or 'none' "
+               "for a text answer).");
+  } else if (g->n_tools == 1) {
+    g->tool_forced = 0;
+  }
+  return 0;
 }
 
 static int parse_chat(const char *body, size_t len, struct rt_gen *g, struct rt_xerr *e) {
@@ -241,25 +345,55 @@ static int parse_chat(const char *body, size_t len, struct rt_gen *g, struct rt_
     if (!strcmp(role, "system") || !strcmp(role, "developer")) as = "system";
     else if (!strcmp(role, "user")) as = "user";
     else if (!strcmp(role, "assistant")) as = "assistant";
-    else if (!strcmp(role, "tool") || !strcmp(role, "function")) {
-      st = bad(e, where, "Invalid '%s': '%s' messages are not supported by local "
-                                       "models yet (they have no tools).", where, role);
+    else if (!strcmp(role, "tool")) as = "tool";
+    else if (!strcmp(role, "function")) {
+      st = bad(e, where, "Invalid '%s': 'function' messages (deprecated) are not supported by "
+                         "local models; use 'tool'.", where);
       goto out;
     } else {
       st = bad(e, where, "Invalid value for '%s': '%.40s'. Supported values are: "
                                        "'system', 'developer', 'user' and 'assistant'.", where, role);
       goto out;
     }
-    const json_t *tc = json_object_get(m, "tool_calls");
-    if (tc && !json_is_null(tc) && !(json_is_array(tc) && json_array_size(tc) == 0)) {
-      snprintf(where, sizeof where, "messages[%zu].tool_calls", i);
-      st = bad(e, where, "Invalid '%s': tool calls are not supported by local "
-                                       "models yet.", where);
-      goto out;
-    }
     char *text = NULL;
     if ((st = content_text(json_object_get(m, "content"), i, !strcmp(as, "assistant"), &text, e)))
       goto out;
+    /* an assistant's earlier tool calls are part of the conversation: the model sees them as the
+     * JSON it answers tool calls with ({"name":...,"arguments":...}) */
+    const json_t *tc = json_object_get(m, "tool_calls");
+    if (!strcmp(as, "assistant") && json_is_array(tc) && json_array_size(tc)) {
+      size_t ci;
+      const json_t *call;
+      json_array_foreach(tc, ci, call) {
+        const json_t *fn = json_object_get(call, "function");
+        const char *name = json_string_value(json_object_get(fn, "name"));
+        const char *args = json_string_value(json_object_get(fn, "arguments"));
+        if (!name || !args) {
+          free(text);
+          char w2[64];
+          snprintf(w2, sizeof w2, "messages[%zu].tool_calls[%zu]", i, ci);
+          st = bad(e, w2, "Invalid '%s': expected {type: 'function', function: {name, "
+                             "arguments}}.", w2);
+          goto out;
+        }
+        json_t *av = json_loads(args, JSON_DECODE_ANY, NULL);
+        json_t *env = json_pack("{s:s,s:o}", "name", name, "arguments", av ? av : json_string(args));
+        char *js = env ? dump(env) : NULL;
+        json_decref(env);
+        size_t tl = strlen(text), jl = js ? strlen(js) : 0;
+        char *t2 = js ? realloc(text, tl + jl + 2) : NULL;
+        if (!t2) {
+          free(js);
+          free(text);
+          st = 500;
+          goto out;
+        }
+        text = t2;
+        if (tl) text[tl++] = '\n';
+        memcpy(text + tl, js, jl + 1);
+        free(js);
+      }
+    }
     g->msgs[g->n_msgs].role = strdup(as);
     g->msgs[g->n_msgs].content = text;
     g->n_msgs++;
@@ -340,6 +474,7 @@ static int parse_chat(const char *body, size_t len, struct rt_gen *g, struct rt_
       }
     }
   }
+  if ((st = parse_format(root, g, e))) goto out;
 out:
   json_decref(root);
   if (st == 500) {
@@ -428,8 +563,9 @@ static void logprobs(struct evbuffer *b, const struct rt_gen *g, const struct rt
   ADD_LIT(b, "],\"refusal\":null}");
 }
 
-static const char *finish_reason(enum rt_gen_finish f) {
-  return f == RT_GEN_LENGTH ? "length" : "stop";
+static const char *finish_reason(const struct rt_gen_reply *rp) {
+  if (rp->finish == RT_GEN_LENGTH) return "length";
+  return rp->tool_name ? "tool_calls" : "stop";
 }
 
 static void usage(struct evbuffer *b, const struct rt_gen_reply *rp) {
@@ -464,8 +600,37 @@ static void chunk(struct evbuffer *b, const struct rt_gen *g, const struct rt_ge
   frame_end(b);
 }
 
+/* A tool call's delta: {"tool_calls":[{"index":0, (first: id, type, name,) "arguments":TEXT}]} */
+static void tool_delta(struct evbuffer *b, const struct rt_gen_reply *rp, bool first) {
+  ADD_LIT(b, "\"tool_calls\":[{\"index\":0,");
+  if (first) {
+    ADD_LIT(b, "\"id\":");
+    rt_json_quote(b, rp->tool_id, strlen(rp->tool_id));
+    ADD_LIT(b, ",\"type\":\"function\",\"function\":{\"name\":");
+    rt_json_quote(b, rp->tool_name, strlen(rp->tool_name));
+    ADD_LIT(b, ",\"arguments\":");
+  } else {
+    ADD_LIT(b, "\"function\":{\"arguments\":");
+  }
+  rt_json_quote(b, rp->text ? rp->text : "", rp->len);
+  ADD_LIT(b, "}}]");
+}
+
 static void chat_stream_begin(const struct rt_gen *g, const struct rt_gen_reply *rp,
                               struct evbuffer *out) {
+  if (rp->tool_name) {   /* the call's id and name come first, its arguments follow */
+    struct evbuffer *d = evbuffer_new();
+    if (!d) return;
+    ADD_LIT(d, "\"role\":\"assistant\",\"content\":null,");
+    struct rt_gen_reply empty = *rp;
+    empty.text = "";
+    empty.len = 0;
+    tool_delta(d, &empty, true);
+    evbuffer_add(d, "", 1);
+    chunk(out, g, rp, (const char *)evbuffer_pullup(d, -1), false, false, NULL);
+    evbuffer_free(d);
+    return;
+  }
   struct rt_gen_reply empty = *rp;
   empty.text = "";
   empty.len = 0;
@@ -474,12 +639,21 @@ static void chat_stream_begin(const struct rt_gen *g, const struct rt_gen_reply 
 
 static void chat_stream_delta(const struct rt_gen *g, const struct rt_gen_reply *rp,
                               struct evbuffer *out) {
+  if (rp->tool_name) {
+    struct evbuffer *d = evbuffer_new();
+    if (!d) return;
+    tool_delta(d, rp, false);
+    evbuffer_add(d, "", 1);
+    chunk(out, g, rp, (const char *)evbuffer_pullup(d, -1), false, g->logprobs, NULL);
+    evbuffer_free(d);
+    return;
+  }
   chunk(out, g, rp, "", true, g->logprobs, NULL);
 }
 
 static void chat_stream_end(const struct rt_gen *g, const struct rt_gen_reply *rp,
                             struct evbuffer *out) {
-  chunk(out, g, rp, "", false, false, finish_reason(rp->finish));
+  chunk(out, g, rp, "", false, false, finish_reason(rp));
   if (g->include_usage) {
     ADD_LIT(out, "data: ");
     head(out, "chat.completion.chunk", rp);
@@ -494,10 +668,20 @@ static void chat_stream_end(const struct rt_gen *g, const struct rt_gen_reply *r
 static void chat_whole(const struct rt_gen *g, const struct rt_gen_reply *rp, struct evbuffer *out) {
   head(out, "chat.completion", rp);
   ADD_LIT(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-  rt_json_quote(out, rp->text ? rp->text : "", rp->len);
+  if (rp->tool_name) {
+    ADD_LIT(out, "null,\"tool_calls\":[{\"id\":");
+    rt_json_quote(out, rp->tool_id, strlen(rp->tool_id));
+    ADD_LIT(out, ",\"type\":\"function\",\"function\":{\"name\":");
+    rt_json_quote(out, rp->tool_name, strlen(rp->tool_name));
+    ADD_LIT(out, ",\"arguments\":");
+    rt_json_quote(out, rp->text ? rp->text : "", rp->len);
+    ADD_LIT(out, "}}]");
+  } else {
+    rt_json_quote(out, rp->text ? rp->text : "", rp->len);
+  }
   ADD_LIT(out, ",\"refusal\":null,\"annotations\":[]},\"logprobs\":");
   logprobs(out, g, rp);
-  evbuffer_add_printf(out, ",\"finish_reason\":\"%s\"}],", finish_reason(rp->finish));
+  evbuffer_add_printf(out, ",\"finish_reason\":\"%s\"}],", finish_reason(rp));
   usage(out, rp);
   ADD_LIT(out, "}");
 }
@@ -517,6 +701,7 @@ static void openai_stream_error(const char *message, struct evbuffer *out) {
 const struct rt_local_api rt_openai_local_chat = {
     .name = "OpenAI chat completions",
     .id_prefix = "chatcmpl-",
+    .tool_id_prefix = "call_",
     .busy_status = 503,
     .op = RT_LOCAL_GENERATE,
     .parse = parse_chat,

@@ -27,6 +27,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,12 @@ struct rt_local {
   int32_t n_ctx;
   uint64_t rng;
   char file[256];                    /* the config file, for messages */
+  /* structured output, made on the first request that needs it */
+  struct slm_vocab_index *vi;        /* the model's token tables */
+  struct slm_constraint_cache *cc;   /* compiled constraints by (kind, text, params) */
 };
+
+#define CONSTRAINT_CACHE_ENTRIES 256
 
 enum call_state { C_PENDING, C_RUNNING, C_DONE };
 
@@ -92,6 +98,14 @@ struct rt_local_call {
   size_t n_pieces, cap_pieces;
   struct alt_rec { size_t off, len; float logprob; } *alts;
   size_t n_alts, cap_alts;
+  /* structured output */
+  struct slm_constraint *constraint; /* NULL: free text */
+  const char *relaxed;               /* keywords a relaxed schema dropped ("" none), for a header */
+  char tool_id[48];
+  const char *tool_name;             /* FMT_TOOL: the tool being called, once known */
+  struct evbuffer *env;              /* FMT_TOOL, any tool: the envelope's text until the name is known */
+  bool env_args;                     /* ... its arguments started: the rest streams (but its last '}') */
+  size_t env_sent;                   /* ... bytes of the envelope passed on */
   /* the finish and usage, once known */
   enum rt_gen_finish finish;
   const char *stop_seq;
@@ -117,6 +131,8 @@ static void call_free(struct rt_local_call *c) {
   if (c->out) evbuffer_free(c->out);
   if (c->text) evbuffer_free(c->text);
   if (c->piece_bytes) evbuffer_free(c->piece_bytes);
+  if (c->env) evbuffer_free(c->env);
+  slm_constraint_free(c->constraint);
   free(c->pieces);
   free(c->alts);
   if (c->timer) event_free(c->timer);
@@ -295,6 +311,7 @@ static struct rt_gen_piece *piece_views(struct rt_local_call *c, size_t first, s
 static enum rt_gen_finish map_finish(enum rt_finish f) {
   switch (f) {
   case RT_FINISH_STOP: return RT_GEN_STOP_SEQ;
+  case RT_FINISH_DONE: return RT_GEN_END;
   case RT_FINISH_LENGTH:
   case RT_FINISH_CONTEXT: return RT_GEN_LENGTH;
   default: return RT_GEN_END;
@@ -317,6 +334,79 @@ static void fill_stats(struct rt_local_call *c, const struct rt_job_delta *d) {
   c->stats->decode_tps = d->n_generated > 1 && d->decode_us > 0
                              ? (double)(d->n_generated - 1) * 1e6 / (double)d->decode_us
                              : -1;
+}
+
+/* In the text T[0..N) of a call of one tool among several ({"name":"X","arguments":...}),
+ * finds the tool's name (its JSON string at [*name_off, *name_len)) and where the arguments start.
+ * Returns true once both are known. */
+static bool envelope_head(const char *t, size_t n, size_t *name_off, size_t *name_len,
+                          size_t *args_off) {
+  size_t i = 0;
+#define WS() while (i < n && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) i++
+#define LIT(s) do { size_t l_ = sizeof(s) - 1; if (n - i < l_ || memcmp(t + i, s, l_)) return false; i += l_; } while (0)
+  WS();
+  LIT("{");
+  WS();
+  LIT("\"name\"");
+  WS();
+  LIT(":");
+  WS();
+  if (i >= n || t[i] != '"') return false;
+  size_t s0 = i++;
+  while (i < n && t[i] != '"') i += t[i] == '\\' ? 2 : 1;
+  if (i >= n) return false;
+  *name_off = s0;
+  *name_len = ++i - s0;
+  WS();
+  LIT(",");
+  WS();
+  LIT("\"arguments\"");
+  WS();
+  LIT(":");
+  WS();
+#undef WS
+#undef LIT
+  if (i >= n) return false;
+  *args_off = i;
+  return true;
+}
+
+/* The envelope's end: what follows the arguments (whitespace and its closing brace). */
+static size_t envelope_args_end(const char *t, size_t n) {
+  while (n && (t[n - 1] == ' ' || t[n - 1] == '\t' || t[n - 1] == '\n' || t[n - 1] == '\r')) n--;
+  return n && t[n - 1] == '}' ? n - 1 : n;
+}
+
+/* The part of the reply's text a client sees now: the text itself, or for a call of one tool
+ * among several the arguments inside the envelope once the tool's name is known (the envelope's
+ * last byte is held back until the end, where its closing brace is dropped). Sets c->tool_name
+ * when the name becomes known. */
+static void visible_text(struct rt_local_call *c, const char *text, size_t len, bool end,
+                         const char **out, size_t *out_len) {
+  *out = text;
+  *out_len = len;
+  if (!c->env) return;
+  evbuffer_add(c->env, text, len);
+  const char *t = (const char *)evbuffer_pullup(c->env, -1);
+  size_t n = evbuffer_get_length(c->env), no, nl, ao;
+  *out = NULL;
+  *out_len = 0;
+  if (!envelope_head(t, n, &no, &nl, &ao)) return;
+  if (!c->tool_name) {
+    json_t *name = json_loadb(t + no, nl, JSON_DECODE_ANY, NULL);
+    for (size_t k = 0; json_is_string(name) && k < c->g.n_tools; k++)
+      if (!strcmp(c->g.tools[k].name, json_string_value(name))) c->tool_name = c->g.tools[k].name;
+    json_decref(name);
+    if (!c->tool_name) return;   /* cannot happen: the constraint allows only their names */
+    c->env_args = true;
+    c->env_sent = ao;
+  }
+  size_t limit = end ? envelope_args_end(t, n) : n - 1;
+  if (limit > c->env_sent) {
+    *out = t + c->env_sent;
+    *out_len = limit - c->env_sent;
+    c->env_sent = limit;
+  }
 }
 
 /* Takes the job's new output and renders it. */
@@ -370,19 +460,28 @@ static void pump(struct rt_local_call *c) {
                             .completion_tokens = c->completion};
   size_t first_piece = c->n_pieces;
   if (c->g.logprobs) keep_pieces(c, &d);
+  rp.tool_id = c->tool_id;
   if (c->g.stream) {
-    if (!c->started) {
-      const struct up_header h[] = {{"content-type", "text/event-stream"},
-                                    {c->api->id_header, c->request_id}};
+    const char *vt;
+    size_t vl;
+    visible_text(c, d.text, d.text_len, end, &vt, &vl);
+    rp.tool_name = c->tool_name;
+    /* a tool call's stream starts once its name is known (at once for a named tool) */
+    if (!c->started && (c->g.format != RT_GEN_FMT_TOOL || c->tool_name || end)) {
+      struct up_header h[3] = {{"content-type", "text/event-stream"},
+                               {c->api->id_header, c->request_id}};
+      size_t nh = 2;
+      if (c->relaxed && *c->relaxed) h[nh++] = (struct up_header){"x-tiergate-schema-relaxed", c->relaxed};
       c->res.http_status = 200;
-      if (!deliver_headers(c, 200, h, 2)) return;
+      if (!deliver_headers(c, 200, h, nh)) return;
       c->api->stream_begin(&c->g, &rp, c->out);
     }
+    if (!c->started) return;   /* the name is still coming */
     struct rt_gen_alt *alts = NULL;
     struct rt_gen_piece *pv = c->g.logprobs ? piece_views(c, first_piece, &alts) : NULL;
-    if (d.text_len || pv) {
-      rp.text = d.text;
-      rp.len = d.text_len;
+    if (vl || pv) {
+      rp.text = vt;
+      rp.len = vl;
       rp.pieces = pv;
       rp.n_pieces = pv ? c->n_pieces - first_piece : 0;
       rp.finish = RT_GEN_RUNNING;
@@ -408,18 +507,22 @@ static void pump(struct rt_local_call *c) {
   if (!end) return;
   struct rt_gen_alt *alts = NULL;
   struct rt_gen_piece *pv = c->g.logprobs ? piece_views(c, 0, &alts) : NULL;
-  rp.text = (const char *)evbuffer_pullup(c->text, -1);
-  rp.len = evbuffer_get_length(c->text);
+  const char *all = (const char *)evbuffer_pullup(c->text, -1);
+  size_t all_len = evbuffer_get_length(c->text);
+  visible_text(c, all, all_len, true, &rp.text, &rp.len);
+  rp.tool_name = c->tool_name;
   rp.pieces = pv;
   rp.n_pieces = pv ? c->n_pieces : 0;
   c->api->whole(&c->g, &rp, c->out);
   free(pv);
   free(alts);
-  const struct up_header h[] = {{"content-type", "application/json"},
-                                {c->api->id_header, c->request_id}};
+  struct up_header h[3] = {{"content-type", "application/json"},
+                           {c->api->id_header, c->request_id}};
+  size_t nh = 2;
+  if (c->relaxed && *c->relaxed) h[nh++] = (struct up_header){"x-tiergate-schema-relaxed", c->relaxed};
   c->res.http_status = 200;
   c->state = C_DONE;
-  if (!deliver_headers(c, 200, h, 2)) return;
+  if (!deliver_headers(c, 200, h, nh)) return;
   if (!deliver_out(c)) return;
   if (!c->paused) deliver_done(c);
 }
@@ -502,6 +605,174 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg) {
 
 /* ------------------------------------------------------------------ starting an attempt */
 
+/* ------------------------------------------------------------------ structured output */
+
+/* A copy of the JSON Schema text S with every local $ref ("#", "#/...") moved under PREFIX (a
+ * JSON pointer), so a tool's parameters keep their meaning inside the envelope schema. */
+static void rebase_refs(json_t *v, const char *prefix) {
+  if (json_is_array(v)) {
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) rebase_refs(x, prefix);
+    return;
+  }
+  if (!json_is_object(v)) return;
+  const char *k;
+  json_t *x;
+  json_object_foreach(v, k, x) {
+    const char *ref = json_string_value(x);
+    if (!strcmp(k, "$ref") && ref && ref[0] == '#' && (ref[1] == 0 || ref[1] == '/')) {
+      char *nr = NULL;
+      if (asprintf(&nr, "%s%s", prefix, ref + 1) >= 0) json_object_set_new(v, k, json_string(nr));
+      free(nr);
+    } else {
+      rebase_refs(x, prefix);
+    }
+  }
+}
+
+/* The JSON Schema text the reply of G must satisfy (malloc'd), or NULL for free text. A call of
+ * one tool among several is the envelope {"name": <one of them>, "arguments": <its parameters>}. */
+static char *reply_schema(const struct rt_gen *g, struct rt_xerr *e) {
+  switch (g->format) {
+  case RT_GEN_FMT_TEXT: return NULL;
+  case RT_GEN_FMT_JSON: return strdup("{\"type\":\"object\"}");
+  case RT_GEN_FMT_SCHEMA: return strdup(g->schema);
+  case RT_GEN_FMT_TOOL: break;
+  }
+  if (g->tool_forced >= 0) return strdup(g->tools[g->tool_forced].parameters);
+  json_t *any = json_array();
+  for (size_t i = 0; any && i < g->n_tools; i++) {
+    json_t *params = json_loads(g->tools[i].parameters, 0, NULL);
+    if (!params) {
+      snprintf(e->param, sizeof e->param, "tools");
+      snprintf(e->msg, sizeof e->msg, "the parameters of tool '%.64s' are not valid JSON", g->tools[i].name);
+      json_decref(any);
+      return NULL;
+    }
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "#/anyOf/%zu/properties/arguments", i);
+    rebase_refs(params, prefix);
+    json_t *alt = json_pack("{s:s,s:{s:{s:s},s:o},s:[s,s],s:b}", "type", "object", "properties",
+                            "name", "const", g->tools[i].name, "arguments", params, "required",
+                            "name", "arguments", "additionalProperties", 0);
+    if (!alt || json_array_append_new(any, alt)) {
+      json_decref(any);
+      return NULL;
+    }
+  }
+  json_t *env = any ? json_pack("{s:o}", "anyOf", any) : NULL;
+  char *text = env ? json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(env);
+  return text;
+}
+
+/* What the model is told about the required format, added to the system turn: a small model
+ * follows a schema it sees far better, and the constraint makes the reply valid either way. */
+static char *format_instruction(const struct rt_gen *g) {
+  char *s = NULL;
+  int rc = -1;
+  if (g->format == RT_GEN_FMT_JSON) {
+    rc = asprintf(&s, "Answer with a JSON object.");
+  } else if (g->format == RT_GEN_FMT_SCHEMA) {
+    rc = asprintf(&s, "Answer with JSON that matches this JSON Schema:\n%s", g->schema);
+  } else if (g->format == RT_GEN_FMT_TOOL && g->tool_forced >= 0) {
+    const struct rt_gen_tool *t = &g->tools[g->tool_forced];
+    rc = asprintf(&s, "Call the function %s%s%s. Answer with its arguments: a JSON object that "
+                      "matches this JSON Schema:\n%s", t->name, t->description ? ": " : "",
+                  t->description ? t->description : "", t->parameters);
+  } else if (g->format == RT_GEN_FMT_TOOL) {
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    if (!f) return NULL;
+    fputs("Call one of these functions. Answer with a JSON object {\"name\": the function's "
+          "name, \"arguments\": its arguments}.\n", f);
+    for (size_t i = 0; i < g->n_tools; i++)
+      fprintf(f, "- %s%s%s; arguments: %s\n", g->tools[i].name, g->tools[i].description ? ": " : "",
+              g->tools[i].description ? g->tools[i].description : "", g->tools[i].parameters);
+    rc = fclose(f) ? -1 : 0;
+  }
+  return rc < 0 ? NULL : s;
+}
+
+/* Adds the format instruction to the first system turn (a new one when there is none). */
+static int add_instruction(struct rt_gen *g) {
+  char *ins = format_instruction(g);
+  if (!ins) return g->format == RT_GEN_FMT_TEXT ? 0 : -1;
+  if (g->n_msgs && !strcmp(g->msgs[0].role, "system")) {
+    char *t = NULL;
+    int rc = asprintf(&t, "%s%s%s", g->msgs[0].content, *g->msgs[0].content ? "\n\n" : "", ins);
+    free(ins);
+    if (rc < 0) return -1;
+    free(g->msgs[0].content);
+    g->msgs[0].content = t;
+    return 0;
+  }
+  struct rt_gen_msg *m = realloc(g->msgs, (g->n_msgs + 1) * sizeof *m);
+  if (m) g->msgs = m;
+  char *role = m ? strdup("system") : NULL;
+  if (!role) {
+    free(ins);
+    return -1;
+  }
+  memmove(g->msgs + 1, g->msgs, g->n_msgs * sizeof *g->msgs);
+  g->msgs[0] = (struct rt_gen_msg){role, ins};
+  g->n_msgs++;
+  return 0;
+}
+
+/* The compiled constraint of the reply, from the provider's cache. 0, or -1 with a 400 reply set
+ * (naming the keyword and its JSON pointer) or a 500. */
+static int reply_constraint(struct rt_local_call *c) {
+  struct rt_local *l = c->l;
+  struct rt_xerr xe = {0};
+  char *schema = reply_schema(&c->g, &xe);
+  if (!schema) {
+    if (xe.msg[0]) set_reply(c, 400, "invalid_request_error", "invalid_schema", xe.param, "%s", xe.msg);
+    else set_reply(c, 500, "server_error", "internal", NULL, "out of memory");
+    return -1;
+  }
+  if (!l->vi) l->vi = slm_vocab_index_new(l->model);
+  if (l->vi && !l->cc) l->cc = slm_constraint_cache_new(l->vi, CONSTRAINT_CACHE_ENTRIES);
+  if (!l->vi || !l->cc) {
+    free(schema);
+    set_reply(c, 500, "server_error", "internal", NULL, "out of memory (vocabulary index)");
+    return -1;
+  }
+  struct slm_constraint_params cp = slm_constraint_default_params();
+  cp.whitespace = SLM_JSON_WS_COMPACT;   /* no runs of spaces from a small model */
+  cp.relaxed = c->g.format == RT_GEN_FMT_SCHEMA && !c->g.schema_strict;
+  struct slm_constraint_error ce;
+  memset(&ce, 0, sizeof ce);
+  c->constraint = slm_constraint_cache_get(l->cc, SLM_CONSTRAINT_JSON_SCHEMA, schema,
+                                           strlen(schema), &cp, &ce);
+  free(schema);
+  if (!c->constraint) {
+    const char *field = c->g.format == RT_GEN_FMT_TOOL ? "tools" : c->api->op == RT_LOCAL_GENERATE &&
+                        c->api->tool_id_prefix && !strcmp(c->api->tool_id_prefix, "toolu_")
+                        ? "output_config.format.schema" : "response_format.json_schema.schema";
+    if (ce.code == -ENOMEM) {
+      set_reply(c, 500, "server_error", "internal", NULL, "out of memory compiling the schema");
+    } else {
+      set_reply(c, 400, "invalid_request_error", "unsupported_schema", field,
+                "The local model cannot follow this schema: %s at '%s'%s%s (%s).",
+                ce.keyword[0] ? ce.keyword : "schema", ce.pointer, ce.message[0] ? ": " : "",
+                ce.message, ce.code == -E2BIG ? "too large to compile"
+                            : c->g.schema_strict || c->g.format != RT_GEN_FMT_SCHEMA
+                                ? "strict schemas are compiled with their whole meaning or refused"
+                                : "not expressible even with the keywords it cannot enforce dropped");
+    }
+    return -1;
+  }
+  if (slm_constraint_is_empty(c->constraint)) {
+    set_reply(c, 400, "invalid_request_error", "unsupported_schema", "schema",
+              "The schema accepts no value at all: no reply could satisfy it.");
+    return -1;
+  }
+  c->relaxed = slm_constraint_relaxed_keywords(c->constraint);
+  return 0;
+}
+
 /* The prompt of G as tokens (template, then tokenizer), malloc'd; NULL with a reply set. */
 static slm_token *prompt_tokens(struct rt_local_call *c, int32_t *n_out) {
   struct rt_local *l = c->l;
@@ -554,6 +825,21 @@ static slm_token *prompt_tokens(struct rt_local_call *c, int32_t *n_out) {
 static void start_generate(struct rt_local_call *c) {
   struct rt_local *l = c->l;
   int32_t n = 0;
+  if (c->g.format != RT_GEN_FMT_TEXT && add_instruction(&c->g)) {
+    set_reply(c, 500, "server_error", "internal", NULL, "out of memory");
+    return;
+  }
+  if (c->g.format != RT_GEN_FMT_TEXT && c->api->op == RT_LOCAL_GENERATE && reply_constraint(c))
+    return;
+  if (c->g.format == RT_GEN_FMT_TOOL) {
+    uint64_t a = rt_rand64(&l->rng);
+    snprintf(c->tool_id, sizeof c->tool_id, "%s%016" PRIx64, c->api->tool_id_prefix, a);
+    if (c->g.tool_forced >= 0) c->tool_name = c->g.tools[c->g.tool_forced].name;
+    else if (!(c->env = evbuffer_new())) {
+      set_reply(c, 500, "server_error", "internal", NULL, "out of memory");
+      return;
+    }
+  }
   slm_token *toks = prompt_tokens(c, &n);
   if (!toks) return;
   c->n_prompt = n;
@@ -591,6 +877,7 @@ static void start_generate(struct rt_local_call *c) {
       .ignore_eos = c->g.ignore_eos,
       .logprobs = c->g.logprobs,
       .top_logprobs = c->g.logprobs ? c->g.top_logprobs : 0,
+      .constraint = c->constraint,
   };
   struct slm_sampler_params sp = slm_sampler_default_params();
   /* the APIs' defaults (temperature 1, no truncation), not a local server's */

@@ -28,7 +28,11 @@ struct rt_kv {
 
 struct rt_http_head {
   char method[16];
-  const char *target;      /* NUL-terminated request target ("/v1/models?x=1") */
+  const char *target;      /* NUL-terminated request target ("/v1/models?x=1"); for an
+                            * absolute-form target ("http://host/v1/models") its path part */
+  const char *authority;   /* absolute-form only: "host:port" (authority_len bytes, not
+                            * NUL-terminated); NULL for origin-form */
+  size_t authority_len;
   size_t path_len;         /* length of the path part of target (before '?') */
   int minor;               /* HTTP/1.<minor>, 0 or 1 */
   struct rt_kv hdr[RT_MAX_HEADERS];
@@ -46,6 +50,11 @@ struct rt_http_head {
  *   -EPROTONOSUPPORT  not HTTP/1.0 or 1.1 (505)
  *   -ENOSYS   a Transfer-Encoding other than chunked (501) */
 int rt_http_parse_head(char *buf, size_t len, struct rt_http_head *h, const char **why);
+/* What the server accepts (RFC 9112 3.2): rt_http_parse_head's syntax, plus absolute-form
+ * targets (http:// or https://, as proxies send them: the path becomes TARGET, the host
+ * AUTHORITY), and the Host rules: an HTTP/1.1 request without Host, any request with more than
+ * one, or a Host that is not host[:port] is -EINVAL (400). */
+int rt_http_parse_request(char *buf, size_t len, struct rt_http_head *h, const char **why);
 /* Is NAME: VALUE a well-formed header field to send (RFC 9110 5.1, 5.5)? NAME one or more token
  * characters, VALUE visible ASCII, spaces, tabs and obs-text (bytes >= 0x80) only: no CR, LF,
  * NUL, other control byte or DEL, which would let whoever chose the value add header lines (or
@@ -127,7 +136,10 @@ struct rt_http_app {
 struct rt_http_limits {
   size_t max_body_bytes;           /* larger bodies get 413 */
   int client_timeout_ms;           /* whole request within it; idle keep-alive; stalled writes */
-  int max_connections;
+  int max_connections;             /* at the cap, the connection idle the longest is closed to
+                                    * admit a new one; with none idle, accepting waits */
+  int idle_timeout_ms;             /* a connection with no request in progress is closed after
+                                    * this (<= 0, or over client_timeout_ms: client_timeout_ms) */
   int drain_ms;                    /* shutdown deadline for in-flight requests */
 };
 

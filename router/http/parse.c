@@ -35,7 +35,77 @@ static bool has_token(const char *v, const char *token) {
   return false;
 }
 
+/* Is TARGET[0..n) an absolute-form target? Sets *auth_len and returns the length of the
+ * "scheme://" prefix, or 0. */
+static size_t absolute_prefix(const char *t, size_t n) {
+  if (n >= 7 && !strncasecmp(t, "http://", 7)) return 7;
+  if (n >= 8 && !strncasecmp(t, "https://", 8)) return 8;
+  return 0;
+}
+
+/* uri-host [ ":" port ] (RFC 3986: reg-name or an IP literal in brackets), N bytes. */
+static bool host_ok(const char *v, size_t n) {
+  size_t i = 0;
+  if (n && v[0] == '[') {
+    for (i = 1; i < n && v[i] != ']'; i++)
+      if (!strchr("0123456789abcdefABCDEF:.vV", v[i]) || !v[i]) return false;
+    if (i >= n || i == 1) return false;
+    i++;
+  } else {
+    for (; i < n && v[i] != ':'; i++) {
+      unsigned char c = (unsigned char)v[i];
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            (c && strchr("-._~%!$&'()*+,;=", c))))
+        return false;
+    }
+    if (i == 0 && n) return false; /* ":80" */
+  }
+  if (i == n) return true;
+  if (v[i] != ':') return false;
+  size_t digits = 0;
+  for (i++; i < n; i++, digits++)
+    if (v[i] < '0' || v[i] > '9' || digits >= 5) return false;
+  return true;
+}
+
+static int parse_head(char *buf, size_t len, struct rt_http_head *h, const char **why,
+                      bool absolute_ok);
+
 int rt_http_parse_head(char *buf, size_t len, struct rt_http_head *h, const char **why) {
+  return parse_head(buf, len, h, why, false);
+}
+
+int rt_http_parse_request(char *buf, size_t len, struct rt_http_head *h, const char **why) {
+  static const char *dummy;
+  if (!why) why = &dummy;
+  int rc = parse_head(buf, len, h, why, true);
+  if (rc) return rc;
+  const char *host = NULL;
+  int n_host = 0;
+  for (size_t i = 0; i < h->n_hdr; i++)
+    if (!strcasecmp(h->hdr[i].name, "host")) {
+      host = h->hdr[i].value;
+      n_host++;
+    }
+  if (n_host > 1) {
+    *why = "more than one Host header";
+    return -EINVAL;
+  }
+  if (!host && h->minor == 1) {
+    *why = "missing Host header (required in HTTP/1.1)";
+    return -EINVAL;
+  }
+  /* absolute-form: the target's authority is the host (and the Host header is ignored) */
+  if (h->authority ? !host_ok(h->authority, h->authority_len) || h->authority_len == 0
+                   : host && !host_ok(host, strlen(host))) {
+    *why = h->authority ? "malformed host in the request target" : "malformed Host header";
+    return -EINVAL;
+  }
+  return 0;
+}
+
+static int parse_head(char *buf, size_t len, struct rt_http_head *h, const char **why,
+                      bool absolute_ok) {
   static const char *dummy;
   if (!why) why = &dummy;
   memset(h, 0, sizeof *h);
@@ -64,6 +134,19 @@ int rt_http_parse_head(char *buf, size_t len, struct rt_http_head *h, const char
   char *t = p + mlen + 1;
   char *te = t;
   while (te < le && (unsigned char)*te > 0x20 && (unsigned char)*te < 0x7f) te++;
+  size_t abs = absolute_ok && te < le && *te == ' ' ? absolute_prefix(t, (size_t)(te - t)) : 0;
+  if (abs) {
+    /* absolute-form (RFC 9112 3.2.2): "http://authority/path?query" */
+    char *a = t + abs, *ae = a;
+    while (ae < te && *ae != '/' && *ae != '?') ae++;
+    if (ae >= te || *ae != '/') {
+      *why = "malformed request target (an absolute URL needs a path)";
+      return -EINVAL;
+    }
+    h->authority = a;
+    h->authority_len = (size_t)(ae - a);
+    t = ae;
+  }
   if (te == t || te >= le || *te != ' ' || *t != '/') {
     *why = "malformed request target (expected an absolute path)";
     return -EINVAL;

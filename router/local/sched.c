@@ -85,6 +85,7 @@ struct rt_job {
   size_t n_stops;
   bool logprobs;
   bool ignore_eos;                 /* EOG tokens are masked before sampling */
+  struct slm_matcher *mt;          /* structured output: where the text is in the constraint */
   int32_t n_top;                   /* alternatives per token (0 without logprobs) */
   slm_token *in_tok;               /* embedding inputs, concatenated */
   int32_t *in_off;                 /* [n_inputs + 1] */
@@ -215,6 +216,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t sz) {
 
 static void job_free(struct rt_job *j) {
   slm_sampler_free(j->smp);
+  slm_matcher_free(j->mt);
   free(j->prompt);
   for (size_t i = 0; i < j->n_stops; i++) free(j->stops[i]);
   free(j->stops);
@@ -356,7 +358,8 @@ static int take_token(struct rt_sched *s, struct rt_job *j, slm_token t,
       if (utf8_byte(j, (uint8_t)s->piece[i])) return -ENOMEM;
     mark_ends(j);
   }
-  bool final = eog || j->n_gen >= j->max_tokens ||
+  bool done = !eog && j->mt && slm_matcher_is_done(j->mt);   /* nothing can follow */
+  bool final = eog || done || j->n_gen >= j->max_tokens ||
                (uint32_t)s->slots[j->slot].n_cache >= s->n_ctx;
   if (final && j->n_u8) {   /* an incomplete character at the end */
     j->n_u8 = 0;
@@ -365,8 +368,8 @@ static int take_token(struct rt_sched *s, struct rt_job *j, slm_token t,
   }
   plan_release(j, final);
   if (j->fin == RT_FINISH_NONE && final)
-    j->fin = eog ? RT_FINISH_EOG
-                 : j->n_gen >= j->max_tokens ? RT_FINISH_LENGTH : RT_FINISH_CONTEXT;
+    j->fin = eog ? RT_FINISH_EOG : done ? RT_FINISH_DONE
+             : j->n_gen >= j->max_tokens ? RT_FINISH_LENGTH : RT_FINISH_CONTEXT;
   if (j->fin == RT_FINISH_NONE) j->next_tok = t;
   return 0;
 }
@@ -453,7 +456,7 @@ static void finish_job(struct rt_sched *s, struct rt_job *j, enum rt_finish fin,
     j->fin_err = err ? err : "";
   }
   if (j->fin != RT_FINISH_STOP && j->fin != RT_FINISH_EOG && j->fin != RT_FINISH_LENGTH &&
-      j->fin != RT_FINISH_CONTEXT)
+      j->fin != RT_FINISH_CONTEXT && j->fin != RT_FINISH_DONE)
     j->rel_text = j->rel_tok = 0;   /* cancelled, shut down, failed: nothing more is released */
   j->st = JS_DONE;
   slm_sampler_free(j->smp);
@@ -600,7 +603,21 @@ static bool gen_step(struct rt_sched *s) {
       for (int32_t k = 0; k < s->n_eog; k++) s->masked[s->eog[k]] = -INFINITY;
       logits = s->masked;
     }
-    slm_token t = slm_sampler_sample(j->smp, logits, j->logprobs ? s->top : NULL);
+    slm_token t;
+    if (j->mt) {
+      /* the text must still be able to end in the tokens left after this one */
+      slm_matcher_set_budget(j->mt, j->max_tokens - j->n_gen);
+      t = slm_sampler_sample_constrained(j->smp, logits, j->mt, j->logprobs ? s->top : NULL);
+      if (t < 0) {
+        slot_release(s, j);
+        finish_job(s, j, RT_FINISH_ERROR, "no token can continue the structured output");
+        news = true;
+        continue;
+      }
+      if (!slm_token_is_eog(s->m, t)) slm_matcher_accept_token(j->mt, t);
+    } else {
+      t = slm_sampler_sample(j->smp, logits, j->logprobs ? s->top : NULL);
+    }
     if (take_token(s, j, t, j->logprobs ? s->top : NULL) && j->fin == RT_FINISH_NONE) {
       j->fin = RT_FINISH_ERROR;
       j->fin_err = "out of memory";
@@ -1088,6 +1105,10 @@ int rt_sched_submit(struct rt_sched *s, const struct rt_job_params *p, struct rt
   j->sp = p->sampling;
   j->logprobs = p->logprobs;
   j->ignore_eos = p->ignore_eos;
+  if (p->constraint && !(j->mt = slm_matcher_new(p->constraint))) {
+    job_free(j);
+    return -ENOMEM;
+  }
   j->n_top = p->logprobs ? p->top_logprobs : 0;
   if (j->n_top > s->n_vocab - 1) j->n_top = s->n_vocab - 1;
   j->prompt = malloc((size_t)p->n_prompt * sizeof *j->prompt);

@@ -97,11 +97,18 @@ struct rt_job_params {
                                     * string or the context (benchmarks) */
   bool logprobs;                   /* report each generated token with its log-probability */
   int32_t top_logprobs;            /* and the top-n alternatives (0..20); needs logprobs */
+  /* Structured output (optional): every generated text is in the constraint's language (a JSON
+   * Schema, a regex, choices: slm.h "constrained decoding"), completed within max_tokens (the
+   * matcher's budget); the job ends RT_FINISH_DONE when nothing can follow. Its vocabulary index
+   * must be the model's. The job holds its own matcher (and so a reference) until it ends. */
+  struct slm_constraint *constraint;
 };
 
 enum rt_finish {
   RT_FINISH_NONE = 0,      /* still running */
   RT_FINISH_EOG,           /* the model ended its turn (EOS/EOT/...); the token is not text */
+  RT_FINISH_DONE,          /* the constraint's text is complete (nothing can follow); the last
+                            * token is text */
   RT_FINISH_STOP,          /* a stop string matched (stop_index says which); it is not released */
   RT_FINISH_LENGTH,        /* max_tokens generated */
   RT_FINISH_CONTEXT,       /* the sequence's context is full */

@@ -503,7 +503,8 @@ for (const { file, embd } of [
         }),
         OpenAI.BadRequestError,
         400,
-        (e) => assert.equal(e.param, 'tools'),
+        // tool_choice auto (the default with tools): a local model calls tools only when required
+        (e) => assert.equal(e.param, 'tool_choice'),
       );
       await rejectsWith(
         anthropic.messages.create({
