@@ -104,6 +104,8 @@ struct stream {
   long usage_completion, usage_prompt; /* -1: no usage chunk */
   long chunks;                /* chunks with non-empty content */
   bool saw_done, failed;
+  bool count_only;            /* calibration: only usage.prompt_tokens matters, content may be
+                                 empty (one token that is an incomplete UTF-8 sequence) */
   char err[256];
   /* buffers (not cleared between requests: their lengths are) */
   char req[REQ_CAP];          /* the request */
@@ -121,7 +123,7 @@ struct run {
   struct event_base *base;
   struct event *rss_timer, *deadline;
   struct sockaddr_in addr;
-  const char *host, *model;
+  const char *host, *model, *label;
   int port;
   long pid;
   long rss_max_kib;
@@ -210,10 +212,15 @@ static void stream_end(struct stream *st, double t) {
   st->state = S_DONE;
   st->t_end = t;
   if (!st->failed && st->status != 200) stream_fail(st, "HTTP status not 200");
-  if (!st->failed && st->chunks == 0) stream_fail(st, "the stream ended with no content chunk");
+  if (!st->failed && st->count_only && st->usage_prompt < 0)
+    stream_fail(st, "no usage.prompt_tokens in the stream");
+  if (!st->failed && !st->count_only && st->chunks == 0)
+    stream_fail(st, "the stream ended with no content chunk");
   if (st->failed) {
     st->run->errors++;
-    fprintf(stderr, "streams: request failed: %s (status %d)%s%.*s\n", st->err, st->status,
+    fprintf(stderr, "streams [%s]: %s request failed: %s (status %d)%s%.*s\n", st->run->label,
+            st->count_only ? "a calibration" : st->background ? "a background" : "a measured",
+            st->err, st->status,
             st->err_len ? ": " : "", (int)st->err_len, st->err_body);
   }
   stream_close(st);
@@ -668,6 +675,7 @@ static long prompt_tokens_of(struct run *r, struct stream *st, long chars) {
   char prompt[PROMPT_CAP];
   if (make_prompt(r, prompt, sizeof prompt, chars) || stream_prepare(r, st, prompt, 1, false))
     return -1;
+  st->count_only = true;
   batch_start(r, st, 1);
   batch_wait(r, st, 1);
   return st->failed ? -1 : st->usage_prompt;
@@ -1010,6 +1018,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (arrival && prompt_tokens < 0) prompt_tokens = 64;
+  r.label = label;
   r.addr.sin_family = AF_INET;
   r.addr.sin_port = htons((uint16_t)r.port);
   if (inet_pton(AF_INET, r.host, &r.addr.sin_addr) != 1) {
