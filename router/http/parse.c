@@ -35,7 +35,7 @@ static bool has_token(const char *v, const char *token) {
   return false;
 }
 
-/* Is TARGET[0..n) an absolute-form target? Sets *auth_len and returns the length of the
+/* Is T[0..n) an absolute-form target? Returns the length of its
  * "scheme://" prefix, or 0. */
 static size_t absolute_prefix(const char *t, size_t n) {
   if (n >= 7 && !strncasecmp(t, "http://", 7)) return 7;

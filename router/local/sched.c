@@ -609,6 +609,14 @@ static bool gen_step(struct rt_sched *s) {
       slm_matcher_set_budget(j->mt, j->max_tokens - j->n_gen);
       t = slm_sampler_sample_constrained(j->smp, logits, j->mt, j->logprobs ? s->top : NULL);
       if (t < 0) {
+        /* no token keeps the text completable in the tokens left: max_tokens is too small for
+         * this constraint. Go on without the budget for this step, so the reply ends at
+         * max_tokens with finish "length" as a text reply would (it was a 500, and counted as a
+         * breaker failure, for a client's small max_tokens) */
+        slm_matcher_set_budget(j->mt, -1);
+        t = slm_sampler_sample_constrained(j->smp, logits, j->mt, j->logprobs ? s->top : NULL);
+      }
+      if (t < 0) {
         slot_release(s, j);
         finish_job(s, j, RT_FINISH_ERROR, "no token can continue the structured output");
         news = true;
