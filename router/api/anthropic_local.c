@@ -114,9 +114,7 @@ static int push_msg(struct rt_gen *g, size_t *cap, const char *role, char *text)
   return 0;
 }
 
-static char *dump(const json_t *v) {
-  return json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-}
+static char *dump(const json_t *v) { return rt_json_dumps_exact(v); }
 
 /* One Messages API message as the engine's turns: its text; an assistant's tool_use blocks as the
  * JSON the model answers tool calls with ({"name":...,"arguments":...}); a user's tool_result
@@ -474,18 +472,19 @@ static void stream_end(const struct rt_gen *g, const struct rt_gen_reply *rp, st
 static void whole(const struct rt_gen *g, const struct rt_gen_reply *rp, struct evbuffer *out) {
   message_head(out, rp);
   if (rp->tool_name) {
-    /* the input is the arguments' JSON itself (valid by construction; a reply cut by max_tokens
-     * cannot be an object, and shows {} with stop_reason max_tokens) */
-    json_t *in = rp->len ? json_loadb(rp->text, rp->len, 0, NULL) : NULL;
+    /* the input is the arguments' JSON itself, passed through: a complete reply is valid by
+     * construction (a parse here refused integers past 64 bits, and their valid input became
+     * {}); one cut by max_tokens or a stop string is no whole object and shows {} with its
+     * stop_reason, as Anthropic does */
+    bool whole_args = rp->finish == RT_GEN_END && rp->len;
     ADD_LIT(out, ",\"content\":[{\"type\":\"tool_use\",\"id\":");
     rt_json_quote(out, rp->tool_id, strlen(rp->tool_id));
     ADD_LIT(out, ",\"name\":");
     rt_json_quote(out, rp->tool_name, strlen(rp->tool_name));
     ADD_LIT(out, ",\"input\":");
-    if (json_is_object(in)) evbuffer_add(out, rp->text, rp->len);
+    if (whole_args) evbuffer_add(out, rp->text, rp->len);
     else ADD_LIT(out, "{}");
     ADD_LIT(out, "}],");
-    json_decref(in);
   } else {
     ADD_LIT(out, ",\"content\":[{\"type\":\"text\",\"text\":");
     rt_json_quote(out, rp->text ? rp->text : "", rp->len);

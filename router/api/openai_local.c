@@ -44,9 +44,7 @@ void rt_gen_free(struct rt_gen *g) {
 }
 
 /* A JSON value as compact text, key order kept (schemas: properties come in the order given). */
-static char *dump(const json_t *v) {
-  return json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-}
+static char *dump(const json_t *v) { return rt_json_dumps_exact(v); }
 
 void rt_embed_free(struct rt_embed *e) {
   for (size_t i = 0; i < e->n_in; i++) {
@@ -376,7 +374,7 @@ static int parse_chat(const char *body, size_t len, struct rt_gen *g, struct rt_
                              "arguments}}.", w2);
           goto out;
         }
-        json_t *av = json_loads(args, JSON_DECODE_ANY, NULL);
+        json_t *av = json_loads(args, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         json_t *env = json_pack("{s:s,s:o}", "name", name, "arguments", av ? av : json_string(args));
         char *js = env ? dump(env) : NULL;
         json_decref(env);

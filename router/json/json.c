@@ -9,6 +9,9 @@
  * only gives exact answers on valid JSON.
  */
 #include <event2/buffer.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,4 +253,68 @@ void rt_json_quote(struct evbuffer *out, const char *s, size_t n) {
   char *q = rt_json_quote_str(s, n, &l);
   if (q) evbuffer_add(out, q, l);
   free(q);
+}
+
+/* ---------------------------------------------------------------- exact reals */
+
+static int dump_exact(struct evbuffer *out, const json_t *v, int depth) {
+  if (depth > 2048) return -1;
+  switch (json_typeof(v)) {
+  case JSON_OBJECT: {
+    evbuffer_add(out, "{", 1);
+    const char *k;
+    json_t *x;
+    bool first = true;
+    json_object_foreach((json_t *)v, k, x) {
+      if (!first) evbuffer_add(out, ",", 1);
+      first = false;
+      rt_json_quote(out, k, strlen(k));
+      evbuffer_add(out, ":", 1);
+      if (dump_exact(out, x, depth + 1)) return -1;
+    }
+    evbuffer_add(out, "}", 1);
+    return 0;
+  }
+  case JSON_ARRAY: {
+    evbuffer_add(out, "[", 1);
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      if (i) evbuffer_add(out, ",", 1);
+      if (dump_exact(out, json_array_get(v, i), depth + 1)) return -1;
+    }
+    evbuffer_add(out, "]", 1);
+    return 0;
+  }
+  case JSON_STRING: rt_json_quote(out, json_string_value(v), json_string_length(v)); return 0;
+  case JSON_INTEGER: evbuffer_add_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); return 0;
+  case JSON_REAL: {
+    double d = json_real_value(v);
+    if (!isfinite(d)) return -1;
+    char buf[40];
+    for (int p = 1; p <= 17; p++) {
+      snprintf(buf, sizeof buf, "%.*g", p, d);
+      if (strtod(buf, NULL) == d) break;
+    }
+    /* a real stays a real to a reader that tells them apart: "1" would be an integer */
+    if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");
+    evbuffer_add(out, buf, strlen(buf));
+    return 0;
+  }
+  case JSON_TRUE: evbuffer_add(out, "true", 4); return 0;
+  case JSON_FALSE: evbuffer_add(out, "false", 5); return 0;
+  case JSON_NULL: evbuffer_add(out, "null", 4); return 0;
+  }
+  return -1;
+}
+
+char *rt_json_dumps_exact(const json_t *v) {
+  struct evbuffer *out = evbuffer_new();
+  if (!out) return NULL;
+  char *s = NULL;
+  if (!dump_exact(out, v, 0) && !evbuffer_add(out, "", 1)) {
+    size_t n = evbuffer_get_length(out);
+    s = malloc(n);
+    if (s) evbuffer_remove(out, s, n);
+  }
+  evbuffer_free(out);
+  return s;
 }

@@ -51,4 +51,11 @@ char *rt_json_splice(const char *s, size_t n, const struct rt_json_edit *e, size
 void rt_json_quote(struct evbuffer *out, const char *s, size_t n);
 char *rt_json_quote_str(const char *s, size_t n, size_t *out_len);
 
+/* V as a compact JSON text, key order kept, malloc'd (NULL when out of memory). Unlike
+ * json_dumps, each real is written in the fewest digits that read back as the same double:
+ * jansson writes 1.1 as 1.1000000000000001, which is another number to anyone who reads the
+ * digits (an enum of it has no short member, and an exclusive bound of 0.1 would let 0.1 in). */
+struct json_t;
+char *rt_json_dumps_exact(const struct json_t *v);
+
 #endif
