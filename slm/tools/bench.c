@@ -4,9 +4,11 @@
  *
  *   ppN: N random tokens decoded as one batch from an empty cache (logits of the last one).
  *   tgN: N tokens decoded one at a time from an empty cache.
+ *   ...@dD (-d D, llama-bench's --n-depth): the same after D random tokens already in the cache
+ *   (prefilled untimed), so a decode is measured at the context depth a served request has.
  * Each test runs once to warm up (caches, page faults, thread wake-up), then REPS times; the
  * figure is tokens / wall time, mean and sample standard deviation over the repetitions.
- * -p, -n and -t take comma-separated lists, like llama-bench.
+ * -p, -n, -t and -d take comma-separated lists, like llama-bench.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +34,7 @@ static void usage(FILE *out) {
         "  -p, --n-prompt N,...    prompt-processing tests (default 128; 0 = none)\n"
         "  -n, --n-gen N,...       generation tests (default 64; 0 = none)\n"
         "  -t, --threads N,...     thread counts (default: all online CPUs)\n"
+        "  -d, --n-depth N,...     tokens already in the cache before each test (default 0)\n"
         "  -r, --repetitions N     repetitions per test (default 5)\n"
         "      --kv-type f16|f32   KV cache element type (default f16, as llama-bench)\n"
         "      --cpu LEVEL         highest kernel level: ref, avx2, avx512, vnni, bf16 (default: best)\n"
@@ -102,13 +105,19 @@ static int32_t rand_token(int32_t nv) {
 
 /* One measurement: returns seconds, or a negative value on a decode error. */
 static double run_once(struct slm_context *c, const struct slm_model *m, slm_token *toks,
-                       int n_prompt, int n_gen) {
+                       int n_depth, int n_prompt, int n_gen) {
   int32_t nv = slm_n_vocab(m);
   slm_kv_clear(c);
+  if (n_depth > 0) {   /* untimed: the context the test starts from */
+    for (int i = 0; i < n_depth; i++) toks[i] = rand_token(nv);
+    if (slm_add_bos(m) && slm_token_bos(m) >= 0) toks[0] = slm_token_bos(m);
+    struct slm_batch b = slm_batch_one(toks, n_depth);
+    if (slm_decode(c, &b) < 0) return -1;
+  }
   double t0 = now_s();
   if (n_prompt > 0) {
     for (int i = 0; i < n_prompt; i++) toks[i] = rand_token(nv);
-    if (slm_add_bos(m) && slm_token_bos(m) >= 0) toks[0] = slm_token_bos(m);
+    if (!n_depth && slm_add_bos(m) && slm_token_bos(m) >= 0) toks[0] = slm_token_bos(m);
     struct slm_batch b = slm_batch_one(toks, n_prompt);
     if (slm_decode(c, &b) < 0) return -1;
   }
@@ -123,8 +132,8 @@ static double run_once(struct slm_context *c, const struct slm_model *m, slm_tok
 
 int slm_tool_bench(int argc, char **argv) {
   const char *model_path = NULL;
-  long pl[MAX_LIST] = {128}, nl[MAX_LIST] = {64}, tl[MAX_LIST] = {0};
-  int np = 1, nn = 1, nt = 1;
+  long pl[MAX_LIST] = {128}, nl[MAX_LIST] = {64}, tl[MAX_LIST] = {0}, dl[MAX_LIST] = {0};
+  int np = 1, nn = 1, nt = 1, nd = 1;
   long reps = 5;
   bool json = false;
   int cpu = 4;
@@ -141,17 +150,21 @@ int slm_tool_bench(int argc, char **argv) {
     } else if (slm_args_is(arg, "-m", "--model")) {
       if (!(model_path = slm_args_value(&args))) return 2;
     } else if (slm_args_is(arg, "-p", "--n-prompt") || slm_args_is(arg, "-n", "--n-gen") ||
-               slm_args_is(arg, "-t", "--threads")) {
+               slm_args_is(arg, "-t", "--threads") || slm_args_is(arg, "-d", "--n-depth")) {
       const char *flag = args.flag;
       if (!(v = slm_args_value(&args))) return 2;
       bool thr = slm_args_is(flag, "-t", "--threads");
-      long *dst = slm_args_is(flag, "-p", "--n-prompt") ? pl : slm_args_is(flag, "-n", "--n-gen") ? nl : tl;
+      long *dst = slm_args_is(flag, "-p", "--n-prompt") ? pl
+                  : slm_args_is(flag, "-n", "--n-gen")  ? nl
+                  : slm_args_is(flag, "-d", "--n-depth") ? dl
+                                                         : tl;
       int cnt = parse_list(v, thr ? 1 : 0, thr ? 256 : 65536, dst, MAX_LIST);
       if (cnt <= 0)
         return slm_tool_usage_error("bench", NULL, "%s: '%s' is not a list of integers in %s", flag, v,
                                     thr ? "1..256" : "0..65536");
       if (dst == pl) np = cnt;
       else if (dst == nl) nn = cnt;
+      else if (dst == dl) nd = cnt;
       else nt = cnt;
     } else if (slm_args_is(arg, "-r", "--repetitions")) {
       if (slm_args_int(&args, 1, MAX_REPS, &iv)) return 2;
@@ -191,6 +204,7 @@ int slm_tool_bench(int argc, char **argv) {
   base = base ? base + 1 : model_path;
   long max_p = 1;
   for (int i = 0; i < np; i++) max_p = pl[i] > max_p ? pl[i] : max_p;
+  for (int i = 0; i < nd; i++) max_p = dl[i] > max_p ? dl[i] : max_p;
   slm_token *toks = malloc(sizeof *toks * (size_t)max_p);
   double *samples = malloc(sizeof *samples * (size_t)reps);
   json_t *out = json_array();
@@ -211,11 +225,14 @@ int slm_tool_bench(int argc, char **argv) {
     for (int ti = 0; ti < cnt; ti++) {
       int n_prompt = kind == 0 ? (int)pl[ti] : 0, n_gen = kind == 1 ? (int)nl[ti] : 0;
       if (n_prompt + n_gen == 0) continue;
+      for (int di = 0; di < nd; di++)
       for (int th = 0; th < nt; th++) {
+        int n_depth = (int)dl[di];
         struct slm_context_params cp = slm_context_default_params();
         cp.n_threads = (int)tl[th];
-        cp.n_ctx = (uint32_t)(n_prompt + n_gen);
-        cp.n_batch = (uint32_t)(n_prompt > 0 ? n_prompt : 1);
+        cp.n_ctx = (uint32_t)(n_depth + n_prompt + n_gen);
+        int nb = n_prompt > n_depth ? n_prompt : n_depth;
+        cp.n_batch = (uint32_t)(nb > 0 ? nb : 1);
         cp.kv_type = kv;
         struct slm_context *c = slm_context_new(m, &cp);
         if (!c) {
@@ -223,9 +240,9 @@ int slm_tool_bench(int argc, char **argv) {
           rc = 1;
           goto done;
         }
-        bool fail = run_once(c, m, toks, n_prompt, n_gen > 0 ? 1 : 0) < 0;   /* warm-up */
+        bool fail = run_once(c, m, toks, n_depth, n_prompt, n_gen > 0 ? 1 : 0) < 0;   /* warm-up */
         for (long r = 0; r < reps && !fail; r++) {
-          double s = run_once(c, m, toks, n_prompt, n_gen);
+          double s = run_once(c, m, toks, n_depth, n_prompt, n_gen);
           fail = s < 0;
           samples[r] = (n_prompt + n_gen) / s;
         }
@@ -241,17 +258,18 @@ int slm_tool_bench(int argc, char **argv) {
         for (long r = 0; r < reps; r++) var += (samples[r] - mean) * (samples[r] - mean);
         double sd = reps > 1 ? sqrt(var / (double)(reps - 1)) : 0.0;
         char test[32];
-        snprintf(test, sizeof test, "%s%d", n_prompt ? "pp" : "tg", n_prompt ? n_prompt : n_gen);
+        int tl_ = snprintf(test, sizeof test, "%s%d", n_prompt ? "pp" : "tg", n_prompt ? n_prompt : n_gen);
+        if (n_depth) snprintf(test + tl_, sizeof test - (size_t)tl_, "@d%d", n_depth);
         if (json) {
           json_t *sa = json_array();
           for (long r = 0; r < reps; r++) json_array_append_new(sa, json_real(samples[r]));
           json_array_append_new(
-              out, json_pack("{s:s,s:s,s:I,s:I,s:I,s:i,s:i,s:i,s:s,s:f,s:f,s:o,s:I,s:I,s:I}",
+              out, json_pack("{s:s,s:s,s:I,s:I,s:I,s:i,s:i,s:i,s:i,s:s,s:f,s:f,s:o,s:I,s:I,s:I}",
                              "model_filename", base, "arch", slm_model_arch(m), "model_size",
                              (json_int_t)slm_model_size_bytes(m), "file_size", (json_int_t)file_bytes,
                              "weight_bytes_per_token", (json_int_t)decode_bytes(m),
                              "n_threads", slm_context_n_threads(c), "n_prompt", n_prompt, "n_gen",
-                             n_gen, "test", test, "avg_ts", mean, "stddev_ts", sd, "samples_ts", sa,
+                             n_gen, "n_depth", n_depth, "test", test, "avg_ts", mean, "stddev_ts", sd, "samples_ts", sa,
                              "kv_bytes", (json_int_t)slm_context_kv_bytes(c), "vm_rss_kib",
                              (json_int_t)proc_status_kb("VmRSS"), "vm_hwm_kib",
                              (json_int_t)proc_status_kb("VmHWM")));

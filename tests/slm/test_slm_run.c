@@ -171,6 +171,20 @@ static void test_bench(void) {
     CHECK(json_integer_value(json_object_get(e, "weight_bytes_per_token")) > 0);
   }
   json_decref(o);
+  /* -d: the same tests after tokens already in the cache, named as llama-bench names them */
+  snprintf(args, sizeof args, "bench -m '%s' -p 16 -n 8 -d 0,24 -t 1 -r 1 --json",
+           check_shared_path("models/stories260K.gguf"));
+  o = run_json(args, &rc);
+  CHECK_EQ_INT(rc, 0);
+  CHECK(json_is_array(o) && json_array_size(o) == 4);
+  const char *want[4] = {"pp16", "pp16@d24", "tg8", "tg8@d24"};
+  json_array_foreach(o, i, e) {
+    CHECK_STR(json_string_value(json_object_get(e, "test")), i < 4 ? want[i] : "");
+    CHECK_EQ_INT(json_integer_value(json_object_get(e, "n_depth")), i % 2 ? 24 : 0);
+    CHECK(json_number_value(json_object_get(e, "avg_ts")) > 0);
+  }
+  json_decref(o);
+  CHECK_EQ_INT(run_rc("bench -m x -d -1"), 2);
 }
 
 int main(int argc, char **argv) {

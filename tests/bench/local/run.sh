@@ -20,6 +20,9 @@
 #   THREADS SLOTS CTX QUEUE   engine threads, sequences decoded together (llama-server -np),
 #                  tokens per sequence, requests waiting beyond the slots (default 2 8 1024 64)
 #   MAX_TOKENS     tokens generated per stream (default 64)
+#   PROMPT_TOKENS  prompt tokens of each stream (default 64, calibrated against the server's own
+#                  count); `slm bench` measures tg at that depth too (-d), the like-for-like
+#                  figure for one stream through HTTP
 #   SERVERS        which servers, in order (default "llama-server tiergate"); the order
 #                  alternates from one model to the next
 #   LLAMA_CPP_BIN  directory holding llama-server and llama-bench (default
@@ -50,6 +53,7 @@ SLOTS=${SLOTS:-8}
 CTX=${CTX:-1024}
 QUEUE=${QUEUE:-64}
 MAX_TOKENS=${MAX_TOKENS:-64}
+PROMPT_TOKENS=${PROMPT_TOKENS:-64}
 SERVERS=${SERVERS:-"llama-server tiergate"}
 LLAMA_CPP_BIN=${LLAMA_CPP_BIN:-/work/ext/llama.cpp/build/bin}
 LLAMA_ARGS=${LLAMA_ARGS:-}
@@ -95,12 +99,12 @@ jq -n --arg date "$(date -u +%FT%TZ)" --argjson nproc "$(nproc)" \
   --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
   --arg load_start "$(cut -d' ' -f1-3 /proc/loadavg)" \
   --argjson threads "$THREADS" --argjson slots "$SLOTS" --argjson ctx "$CTX" --argjson queue "$QUEUE" \
-  --argjson max_tokens "$MAX_TOKENS" --argjson rounds "$ROUNDS" --arg streams "$STREAMS" \
+  --argjson max_tokens "$MAX_TOKENS" --argjson prompt_tokens "$PROMPT_TOKENS" --argjson rounds "$ROUNDS" --arg streams "$STREAMS" \
   --arg servers "$SERVERS" --arg llama_args "$LLAMA_ARGS" --arg nice "$NICE" \
   --arg tiergate_commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)" \
   --arg llama_cpp_commit "$(git -C "$LLAMA_CPP_BIN/../.." rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   '{date: $date, nproc: $nproc, cpu: $cpu, load_start: $load_start, threads: $threads, slots: $slots,
-    ctx: $ctx, queue: $queue, max_tokens: $max_tokens, rounds: $rounds,
+    ctx: $ctx, queue: $queue, max_tokens: $max_tokens, prompt_tokens: $prompt_tokens, rounds: $rounds,
     streams: ($streams | split(" ") | map(select(length > 0) | tonumber)),
     servers: ($servers | split(" ") | map(select(length > 0))), llama_args: $llama_args, nice: $nice,
     tiergate_commit: $tiergate_commit, llama_cpp_commit: $llama_cpp_commit}' >"$RAW/meta.json"
@@ -125,7 +129,8 @@ for mt in $MODELS; do
   shape=${mt%%:*} type=${mt#*:} name=${mt%%:*}-${mt#*:}
   f="$MODEL_DIR/$name.gguf"
   echo "slm bench $name" >&2
-  run_nice "$TIERGATE" slm bench -m "$f" -t "$THREADS" -p 64 -n 64 --json >"$RAW/slmbench-$name.json"
+  run_nice "$TIERGATE" slm bench -m "$f" -t "$THREADS" -p 64 -n "$MAX_TOKENS" -d "0,$PROMPT_TOKENS" --json \
+    >"$RAW/slmbench-$name.json"
   if [ "$LLAMA_BENCH" = 1 ] && [ -x "$LLAMA_CPP_BIN/llama-bench" ]; then
     run_nice "$LLAMA_CPP_BIN/llama-bench" -m "$f" -t "$THREADS" -p 64 -n 64 -o json \
       >"$RAW/llamabench-$name.json" 2>"$RAW/llamabench-$name.log" || echo "llama-bench failed on $name" >&2
@@ -241,7 +246,7 @@ for mt in $MODELS; do
     fi
     for n in $STREAMS; do
       measure "$RAW/load-$kind-$name-$n.json" --streams "$n" --rounds "$ROUNDS" \
-        --max-tokens "$MAX_TOKENS" --label "$kind $name $n"
+        --max-tokens "$MAX_TOKENS" --prompt-tokens "$PROMPT_TOKENS" --label "$kind $name $n"
       jq -r '"  \(.streams) streams: \(.agg_tps|floor) tok/s, TTFT p50 \(.ttft_ms.p50) ms p99 \(.ttft_ms.p99) ms (others \(.others_cpu_pct_max|floor) % CPU)"' \
         "$RAW/load-$kind-$name-$n.json" >&2 || true
     done
