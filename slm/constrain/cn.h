@@ -11,15 +11,17 @@
  *   cpset.c     sets of Unicode code points as sorted interval lists
  *   regex.c     ECMA-262 regular expressions (the subset JSON Schema uses) -> NFA over code points
  *   cdfa.c      deterministic automata over code points: subset construction, products,
- *               complement, minimization; string values, object keys and number texts all live
- *               here, so boolean combinations of them are exact
+ *               complement; string values, object keys and number texts all live here, so
+ *               boolean combinations of them are exact
+ *   minimize.c  DFA minimization (Valmari) for code point automata and byte machines
  *   numlang.c   number texts as automata: ranges, integers, multipleOf
  *   formats.c   the string formats as regular expressions
  *   schema.c    a schema document: drafts, $ref resolution, the keyword table
- *   validate.c  a three-valued instance validator (valid / invalid / unknown) used to filter
- *               enum and const values against the rest of their schema
  *   normal.c    schemas -> a normal form: per JSON type, unions of conjunctions, negation pushed
- *               to the leaves, sound by construction (each step keeps a subset of the meaning)
+ *               to the leaves, sound by construction (each step keeps a subset of the meaning);
+ *               enum and const values are checked against the rest of their schema here
+ *               (three-valued: a value that cannot be judged is left out, never let through)
+ *   gstr.c      a code point language as JSON string literals (every escape form) or raw UTF-8
  *   gram.c      byte-level grammar builder: NFA fragments with calls -> one DFA per machine
  *   emit.c      normal form -> grammar (objects, arrays, strings in their JSON encodings)
  *   match.c     the runtime matcher: a set of call stacks over the machines

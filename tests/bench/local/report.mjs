@@ -36,17 +36,22 @@ const mib = (kib) => (kib == null || kib < 0 ? '–' : (kib / 1024).toFixed(1));
 const lines = [];
 const out = (s = '') => lines.push(s);
 
+// An engine's own figure for TEST: the mean of the runs right before and right after that
+// server's loads on the file (either alone when only one is there).
 function benchTs(name, which, test) {
-  if (which === 'tiergate') {
-    const a = load(`slmbench-${name}.json`);
-    const r = Array.isArray(a) && a.find((x) => x.test === test);
+  const figs = ['', '-after'].map((sfx) => {
+    if (which === 'tiergate') {
+      const a = load(`slmbench-${name}${sfx}.json`);
+      const r = Array.isArray(a) && a.find((x) => x.test === test);
+      return r ? r.avg_ts : null;
+    }
+    const a = load(`llamabench-${name}${sfx}.json`);
+    const n = Number(test.slice(2));
+    const r = Array.isArray(a) &&
+      a.find((x) => (test.startsWith('tg') ? x.n_gen === n && x.n_prompt === 0 : x.n_prompt === n && x.n_gen === 0));
     return r ? r.avg_ts : null;
-  }
-  const a = load(`llamabench-${name}.json`);
-  const n = Number(test.slice(2));
-  const r = Array.isArray(a) &&
-    a.find((x) => (test.startsWith('tg') ? x.n_gen === n && x.n_prompt === 0 : x.n_prompt === n && x.n_gen === 0));
-  return r ? r.avg_ts : null;
+  }).filter((v) => v != null);
+  return figs.length ? figs.reduce((s, v) => s + v, 0) / figs.length : null;
 }
 const loadRun = (srv, name, n) => load(`load-${srv}-${name}-${n}.json`);
 const arrival = (srv, name) => load(`arrival-${srv}-${name}.json`);
@@ -83,6 +88,8 @@ for (const name of names)
   out(`| ${name} | ${f1(benchTs(name, 'tiergate', TG))} | ${f1(benchTs(name, 'tiergate', TGD))} | ` +
       `${f1(benchTs(name, 'tiergate', 'pp64'))} | ${f1(benchTs(name, 'llama', TG))} | ${f1(benchTs(name, 'llama', 'pp64'))} |`);
 out();
+out('Each figure is the mean of two runs, right before and right after that server\'s loads on the file ' +
+    '(the machine\'s speed drifts over a run).');
 out(`${TGD}: the same decode after ${DEPTH} tokens already in the cache (\`slm bench -d\`, llama-bench's ` +
     '`--n-depth`), the context depth a served stream decodes at after its prompt: attention over ' +
     'those tokens makes each step slower, so this is the like-for-like figure for one stream ' +

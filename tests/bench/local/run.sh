@@ -124,18 +124,20 @@ for mt in $MODELS; do
     "$RAW/info-$shape-$type.txt" >"$RAW/model-$shape-$type.json"
 done
 
-# --- the engines' own decode speed on each file (nothing else running)
-for mt in $MODELS; do
-  shape=${mt%%:*} type=${mt#*:} name=${mt%%:*}-${mt#*:}
-  f="$MODEL_DIR/$name.gguf"
-  echo "slm bench $name" >&2
-  run_nice "$TIERGATE" slm bench -m "$f" -t "$THREADS" -p 64 -n "$MAX_TOKENS" -d "0,$PROMPT_TOKENS" --json \
-    >"$RAW/slmbench-$name.json"
-  if [ "$LLAMA_BENCH" = 1 ] && [ -x "$LLAMA_CPP_BIN/llama-bench" ]; then
+# engine_bench KIND MODEL_FILE NAME SUFFIX: the engine's own speed on the file, nothing else
+# running. Taken right before and right after each server's loads on that file: this machine's
+# speed drifts by tens of percent over a run, and a ratio of figures taken half an hour apart
+# measured the drift (the report uses the mean of the two).
+engine_bench() {
+  local kind=$1 f=$2 name=$3 sfx=$4
+  if [ "$kind" = tiergate ]; then
+    run_nice "$TIERGATE" slm bench -m "$f" -t "$THREADS" -p 64 -n "$MAX_TOKENS" -d "0,$PROMPT_TOKENS" --json \
+      >"$RAW/slmbench-$name$sfx.json"
+  elif [ "$LLAMA_BENCH" = 1 ] && [ -x "$LLAMA_CPP_BIN/llama-bench" ]; then
     run_nice "$LLAMA_CPP_BIN/llama-bench" -m "$f" -t "$THREADS" -p 64 -n 64 -o json \
-      >"$RAW/llamabench-$name.json" 2>"$RAW/llamabench-$name.log" || echo "llama-bench failed on $name" >&2
+      >"$RAW/llamabench-$name$sfx.json" 2>"$RAW/llamabench-$name$sfx.log" || echo "llama-bench failed on $name" >&2
   fi
-done
+}
 
 # start_server KIND MODEL_FILE NAME -> SRV_PID, SRV_PORT, SRV_MODEL (the request's model name);
 # returns 1 when the server does not answer a chat completion
@@ -239,6 +241,7 @@ for mt in $MODELS; do
   first=$((1 - first))
   for kind in $order; do
     echo "== $kind $name" >&2
+    engine_bench "$kind" "$f" "$name" ""
     if ! start_server "$kind" "$f" "$name"; then
       jq -n --arg s "$kind" --arg m "$name" --arg why "$(head -c 300 "$RAW/$kind-$name.log" | head -n 1)" \
         '{server: $s, model: $m, available: false, reason: $why}' >"$RAW/unavailable-$kind-$name.json"
@@ -257,6 +260,7 @@ for mt in $MODELS; do
     awk '/^VmRSS/ {r = $2} /^VmHWM/ {h = $2} END {printf "{\"rss_kib\":%d,\"hwm_kib\":%d}\n", r, h}' \
       "/proc/$SRV_PID/status" >"$RAW/rss-$kind-$name.json"
     stop_server
+    engine_bench "$kind" "$f" "$name" "-after"
   done
 done
 jq --arg l "$(cut -d' ' -f1-3 /proc/loadavg)" '.load_end = $l' "$RAW/meta.json" >"$RAW/meta.json.new"
