@@ -157,6 +157,22 @@ static void sort_ids(const float *v, int32_t *ids, int32_t n) {
   qsort(ids, (size_t)n, sizeof *ids, cmp_ids_tl);
 }
 
+/* The K best of ids 0..N-1 into OUT[0..K), sorted (K <= N): one pass, inserting only what beats
+ * the current K-th (few inserts for any logits: the running K-th best rises fast). */
+static void top_sorted(const float *v, int32_t n, int32_t k, int32_t *out) {
+  for (int32_t i = 0; i < k; i++) {
+    int32_t j = i - 1;
+    while (j >= 0 && before(v, i, out[j])) out[j + 1] = out[j], j--;
+    out[j + 1] = i;
+  }
+  for (int32_t i = k; i < n; i++) {
+    if (!before(v, i, out[k - 1])) continue;
+    int32_t j = k - 2;
+    while (j >= 0 && before(v, i, out[j])) out[j + 1] = out[j], j--;
+    out[j + 1] = i;
+  }
+}
+
 static int32_t argmax(const float *v, int32_t n) {
   int32_t best = 0;
   for (int32_t i = 1; i < n; i++)
@@ -316,13 +332,27 @@ slm_token slm_sampler_sample_constrained(struct slm_sampler *s, const float *log
     int32_t m = greedy ? 8 : (want * 4 > 64 ? want * 4 : 64);
     if (m > nv) m = nv;
     int32_t got = 0;
-    for (;;) {
-      for (int32_t i = 0; i < nv; i++) s->idx[i] = i;
-      if (m < nv) select_top(w, s->idx, nv, m);
-      sort_ids(w, s->idx, m);
-      got = 0;
-      for (int32_t i = 0; i < m && got < want; i++)
+    /* greedy: the best allowed among the 8, then the 32 best overall (one pass each, no
+     * selection over the vocabulary); past them the segments below */
+    int32_t checked = 0;   /* the best CHECKED tokens are refused already */
+    for (int32_t k = 8; greedy && !got && checked < 32 && checked < nv; k *= 4) {
+      if (k > nv) k = nv;
+      top_sorted(w, nv, k, s->idx);
+      for (int32_t i = checked; i < k && !got; i++)
         if (slm_matcher_token_allowed(mt, s->idx[i])) s->idx2[got++] = s->idx[i];
+      checked = k;
+      if (!got) m = k * 4 < nv ? k * 4 : nv;
+    }
+    /* else the best in growing segments: (value, id) is a total order, so each segment is the
+     * next best of the rest and the checked prefix never needs selecting again (it was selected
+     * and sorted over the whole vocabulary each round: most of a constrained step) */
+    for (int32_t i = 0; got < want && i < nv; i++) s->idx[i] = i;
+    for (int32_t done = 0; got < want;) {
+      if (m < nv) select_top(w, s->idx + done, nv - done, m - done);
+      sort_ids(w, s->idx + done, m - done);
+      for (int32_t i = done > checked ? done : checked; i < m && got < want; i++)
+        if (slm_matcher_token_allowed(mt, s->idx[i])) s->idx2[got++] = s->idx[i];
+      done = m;
       if (got == want || m == nv) break;
       if (m >= 4096) {   /* most of the best are refused: the mask is cheaper now */
         full = true;
